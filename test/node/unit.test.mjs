@@ -1,0 +1,27 @@
+// Runs every DeviceScript unit test file (test/unit/*.ts) in the simulator.
+import { test } from "node:test"
+import assert from "node:assert/strict"
+import { readdirSync } from "node:fs"
+import { join } from "node:path"
+import { repoRoot, runDeviceToEnd } from "../tools/sim.mjs"
+
+const files = readdirSync(join(repoRoot, "test", "unit"))
+    .filter(f => f.endsWith(".ts"))
+    .sort()
+
+for (const f of files) {
+    test(`DeviceScript unit tests: ${f}`, async () => {
+        const r = await runDeviceToEnd(`test/unit/${f}`, undefined, {
+            timeoutMs: 60000,
+        })
+        const summary = r.lines.find(l => /^tests: \d+, pass: \d+, error: \d+/.test(l))
+        const failures = r.lines.filter(l => /Exception|message:/.test(l))
+        assert.ok(summary, `no test summary; last lines:\n${r.lines.slice(-30).join("\n")}`)
+        const [, total, pass, error] = summary.match(/tests: (\d+), pass: (\d+), error: (\d+)/)
+        assert.equal(+error, 0, `${error} failed:\n${failures.join("\n")}`)
+        assert.equal(+pass, +total)
+        assert.ok(+total > 0)
+        assert.equal(r.code, 0, `exit code ${r.code}`)
+        console.log(`# ${f}: ${summary}`)
+    })
+}
