@@ -1,10 +1,10 @@
 import * as ds from "@devicescript/core"
-import { connect } from "@devicescript/net"
+import { connect, Socket } from "@devicescript/net"
+import { digest } from "@devicescript/crypto"
 import {
     AckPacket,
     ConnackPacket,
     ConnectPacket,
-    FrameDecoder,
     Packet,
     PacketType,
     PublishPacket,
@@ -12,28 +12,51 @@ import {
     SubscribePacket,
     UnsubscribePacket,
     encodePacket,
-} from "../../src/index"
+} from "../../src/codec"
+import { FrameDecoder } from "../../src/framer"
 
 /**
  * The device side of the codec cross-check (test/node/codec.test.mjs): it
  * connects to the Node test, which sends requests framed as
  * [op u8][length u32 BE][data]; each gets a reply [status u8][length u32 BE][data].
  * Status 0 = ok, 1 = decode/encode error (data: the message), 2 = incomplete.
+ * The Node side pipelines requests (a few KB ahead at most); replies come in
+ * request order.
+ *
+ * Binary fields (payloads, password) appear in the JSON as hex when at most
+ * BIG bytes long, else as "#<length>:<sha256 hex>" (a 16 KB payload in hex
+ * would not fit the 64 KB heap).
  */
 
 const enum Op {
-    /** data: one packet; reply: [u32 length][re-encoded bytes][JSON fields] */
+    /**
+     * data: one packet (maybe followed by more bytes);
+     * reply: [u32 length][re-encoded bytes][u32 bytes left over][JSON fields]
+     */
     Decode = 1,
-    /** data: one packet; fed split at every offset and byte by byte */
+    /**
+     * data: one packet; fed split in two at every offset, then byte by byte
+     * (packets up to SMALL bytes) or at sampled offsets and in a few chunk
+     * sizes (larger ones); reply: the number of decodes, as text
+     */
     Split = 2,
-    /** data: JSON fields; reply: the encoded bytes */
+    /**
+     * data: JSON fields, or [u32 JSON length][JSON][raw bytes] where a binary
+     * field may be {"raw": n}: the next n raw bytes; reply: the encoded bytes
+     */
     Encode = 3,
     /** end of the session */
     Quit = 9,
 }
 
-function hex(b: Buffer) {
-    return b ? b.toString("hex") : undefined
+const BIG = 512
+const SMALL = 1100
+const MAX_PACKET = 300000
+
+function bin(b: Buffer): string {
+    if (!b) return undefined
+    if (b.length <= BIG) return b.toString("hex")
+    return "#" + b.length + ":" + digest("sha256", b).toString("hex")
 }
 
 /** The canonical JSON form shared with the Node side. */
@@ -49,11 +72,11 @@ function toJson(p: Packet): any {
             keepalive: c.keepalive,
         }
         if (c.username !== undefined) o.username = c.username
-        if (c.password !== undefined) o.password = hex(c.password)
+        if (c.password !== undefined) o.password = bin(c.password)
         if (c.will)
             o.will = {
                 topic: c.will.topic,
-                payload: hex(c.will.payload),
+                payload: bin(c.will.payload),
                 qos: c.will.qos,
                 retain: c.will.retain,
             }
@@ -72,7 +95,7 @@ function toJson(p: Packet): any {
         return {
             type: t,
             topic: m.topic,
-            payload: hex(m.payload),
+            payload: bin(m.payload),
             qos: m.qos,
             retain: m.retain,
             dup: m.dup,
@@ -102,22 +125,37 @@ function toJson(p: Packet): any {
     return { type: t }
 }
 
-function unhex(s: string) {
-    return s === undefined || s === null ? undefined : Buffer.from(s, "hex")
+/** Raw bytes following the JSON of an Encode request. */
+interface Raw {
+    data: Buffer
+    pos: number
 }
 
-function fromJson(o: any): Packet {
+function binary(v: any, raw: Raw): Buffer {
+    if (v === undefined || v === null) return undefined
+    if (typeof v === "string") return Buffer.from(v, "hex")
+    const n: number = v.raw
+    if (!raw || raw.pos + n > raw.data.length) throw new Error("raw overrun")
+    const b = raw.data.slice(raw.pos, raw.pos + n)
+    raw.pos += n
+    return b
+}
+
+function fromJson(o: any, raw: Raw): Packet {
     if (o.type === PacketType.Connect) {
-        if (o.password !== undefined) o.password = unhex(o.password)
-        if (o.will) o.will.payload = unhex(o.will.payload)
+        if (o.will) o.will.payload = binary(o.will.payload, raw)
+        if (o.password !== undefined) o.password = binary(o.password, raw)
     }
-    if (o.type === PacketType.Publish) o.payload = unhex(o.payload)
+    if (o.type === PacketType.Publish) o.payload = binary(o.payload, raw)
     return o as Packet
 }
 
-/** Decodes `data` as exactly one packet, fed in the given chunk sizes. */
-function decodeChunks(data: Buffer, cuts: number[]): Packet {
-    const f = new FrameDecoder(300000)
+/**
+ * Decodes `data` as exactly one packet, fed in the given chunk sizes
+ * (cut offsets, ascending); null when incomplete.
+ */
+async function decodeChunks(data: Buffer, cuts: number[]) {
+    const f = new FrameDecoder(MAX_PACKET)
     let pos = 0
     let got: Packet = null
     for (let i = 0; i <= cuts.length; ++i) {
@@ -129,6 +167,7 @@ function decodeChunks(data: Buffer, cuts: number[]): Packet {
             if (got) throw new Error("two packets out of one")
             got = p
         }
+        if ((i & 31) === 31) await ds.sleep(0)
     }
     if (f.buffered() !== 0) throw new Error("bytes left over")
     return got
@@ -136,61 +175,126 @@ function decodeChunks(data: Buffer, cuts: number[]): Packet {
 
 function sameBytes(a: Buffer, b: Buffer) {
     if (a.length !== b.length) return false
-    for (let i = 0; i < a.length; ++i) if (a[i] !== b[i]) return false
-    return true
+    if (a.length <= 2048) return a.toString("hex") === b.toString("hex")
+    return (
+        digest("sha256", a).toString("hex") ===
+        digest("sha256", b).toString("hex")
+    )
 }
 
-/** Every split into two chunks, then one byte at a time. */
-async function checkSplits(data: Buffer, expect: Buffer) {
-    for (let k = 1; k < data.length; ++k) {
-        const p = decodeChunks(data, [k])
-        if (!p || !sameBytes(encodePacket(p), expect))
-            throw new Error(`split at ${k} decoded differently`)
-        if (k % 64 === 0) await ds.sleep(0)
-    }
-    const ones: number[] = []
-    for (let k = 1; k < data.length; ++k) ones.push(k)
-    const p = decodeChunks(data, ones)
+async function checkOne(data: Buffer, cuts: number[], expect: Buffer) {
+    const p = await decodeChunks(data, cuts)
     if (!p || !sameBytes(encodePacket(p), expect))
-        throw new Error("byte-by-byte decoded differently")
-    return data.length
+        throw new Error(
+            `fed in ${cuts.length + 1} chunks (first cut ${cuts[0]}): decoded differently`
+        )
 }
 
-function reply(status: number, data: Buffer) {
+/** Every split into two chunks, then one byte at a time (sampled when large). */
+async function checkSplits(data: Buffer) {
+    const n = data.length
+    let count = 0
+    const cuts: number[] = []
+    if (n <= SMALL) {
+        for (let k = 1; k < n; ++k) cuts.push(k)
+    } else {
+        for (let k = 1; k <= 6; ++k) cuts.push(k)
+        for (let s = 1; s < 16; ++s) cuts.push(Math.floor((n * s) / 16))
+        for (let k = 3; k >= 1; --k) cuts.push(n - k)
+    }
+    const whole = await decodeChunks(data, [])
+    if (!whole) return -1
+    const expect = encodePacket(whole)
+    for (let i = 0; i < cuts.length; ++i) {
+        await checkOne(data, [cuts[i]], expect)
+        count++
+        if ((i & 7) === 7) await ds.sleep(0)
+    }
+    const sizes = n <= SMALL ? [1, 2, 5] : [4093, 1000]
+    for (let s = 0; s < sizes.length; ++s) {
+        const chunked: number[] = []
+        for (let k = sizes[s]; k < n; k += sizes[s]) chunked.push(k)
+        await checkOne(data, chunked, expect)
+        count++
+        await ds.sleep(0)
+    }
+    return count
+}
+
+async function reply(sock: Socket, status: number, parts: Buffer[]) {
+    let n = 0
+    for (let i = 0; i < parts.length; ++i) n += parts[i].length
     const head = Buffer.alloc(5)
     head[0] = status
-    head.setAt(1, "u32be", data.length)
-    return Buffer.concat(head, data)
+    setU32(head, 1, n)
+    await sock.send(head)
+    for (let i = 0; i < parts.length; ++i)
+        if (parts[i].length) await sock.send(parts[i])
 }
 
-async function handle(op: number, data: Buffer): Promise<Buffer> {
+/** Writes `v` as a big-endian u32 at `pos` of `b`. */
+function setU32(b: Buffer, pos: number, v: number) {
+    b[pos] = (v >> 24) & 0xff
+    b[pos + 1] = (v >> 16) & 0xff
+    b[pos + 2] = (v >> 8) & 0xff
+    b[pos + 3] = v & 0xff
+}
+
+function u32(v: number) {
+    const b = Buffer.alloc(4)
+    setU32(b, 0, v)
+    return b
+}
+
+async function handle(sock: Socket, op: number, req: { data: Buffer }) {
+    // drop the request's reference early: a 16 KB packet is a quarter of the heap
+    let data = req.data
+    req.data = null
+    let status = 0
+    let parts: Buffer[]
     try {
         if (op === Op.Decode) {
-            const p = decodeChunks(data, [])
-            if (!p) return reply(2, Buffer.alloc(0))
-            const enc = encodePacket(p)
-            const len = Buffer.alloc(4)
-            len.setAt(0, "u32be", enc.length)
-            return reply(
-                0,
-                Buffer.concat(len, enc, Buffer.from(JSON.stringify(toJson(p))))
-            )
+            const f = new FrameDecoder(MAX_PACKET)
+            f.push(data)
+            data = null
+            const p = f.next()
+            if (!p) {
+                status = 2
+                parts = []
+            } else {
+                const left = f.buffered()
+                const enc = encodePacket(p)
+                const json = Buffer.from(JSON.stringify(toJson(p)))
+                parts = [u32(enc.length), enc, u32(left), json]
+            }
+        } else if (op === Op.Split) {
+            const n = await checkSplits(data)
+            if (n < 0) status = 2
+            parts = [Buffer.from("" + n)]
+        } else if (op === Op.Encode) {
+            let o: any
+            let raw: Raw = null
+            if (data.length && data[0] === 0x7b) {
+                o = JSON.parse(data.toString("utf-8"))
+            } else {
+                const jl = data.readUInt32BE(0)
+                o = JSON.parse(data.slice(4, 4 + jl).toString("utf-8"))
+                if (4 + jl < data.length)
+                    raw = { data: data.slice(4 + jl, data.length), pos: 0 }
+            }
+            data = null
+            const p = fromJson(o, raw)
+            raw = null
+            parts = [encodePacket(p)]
+        } else {
+            status = 1
+            parts = [Buffer.from(`unknown op ${op}`)]
         }
-        if (op === Op.Split) {
-            const whole = decodeChunks(data, [])
-            if (!whole) return reply(2, Buffer.alloc(0))
-            const n = await checkSplits(data, encodePacket(whole))
-            return reply(0, Buffer.from("" + n))
-        }
-        if (op === Op.Encode) {
-            const p = fromJson(JSON.parse(data.toString("utf-8")))
-            return reply(0, encodePacket(p))
-        }
-        return reply(1, Buffer.from(`unknown op ${op}`))
     } catch (e) {
-        const msg = (e as Error).message || "" + e
-        return reply(1, Buffer.from(msg))
+        status = 1
+        parts = [Buffer.from((e as Error).message || "" + e)]
     }
+    await reply(sock, status, parts)
 }
 
 /** Runs the echo session against the Node test listening on `port`. */
@@ -199,14 +303,15 @@ export async function main(params: { port: number }) {
     let pending = Buffer.alloc(0)
     let served = 0
     for (;;) {
-        const chunk = await sock.recv()
+        let chunk = await sock.recv()
         if (!chunk) break
         pending = pending.length ? Buffer.concat(pending, chunk) : chunk
+        chunk = null
         while (pending.length >= 5) {
             const op = pending[0]
-            const len = pending.getAt(1, "u32be")
+            const len = pending.readUInt32BE(1)
             if (pending.length < 5 + len) break
-            const data = pending.slice(5, 5 + len)
+            const req = { data: pending.slice(5, 5 + len) }
             pending = pending.slice(5 + len, pending.length)
             if (op === Op.Quit) {
                 console.log(`codec-echo served ${served}`)
@@ -214,9 +319,9 @@ export async function main(params: { port: number }) {
                 ds.restart()
                 return
             }
-            await sock.send(await handle(op, data))
+            await handle(sock, op, req)
             served++
-            if (served % 16 === 0) await ds.sleep(0)
+            if ((served & 7) === 0) await ds.sleep(0)
         }
     }
     throw new Error("socket closed before quit")

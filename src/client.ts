@@ -1,0 +1,930 @@
+import * as ds from "@devicescript/core"
+import {
+    AckPacket,
+    ConnackPacket,
+    Packet,
+    PacketType,
+    PublishPacket,
+    SubackPacket,
+    SUBACK_FAILURE,
+    Will,
+    encodeAck,
+    encodeConnect,
+    encodeEmpty,
+    encodePublish,
+    encodeSubscribe,
+    encodeUnsubscribe,
+    packetName,
+} from "./codec"
+import { MQTTException, ProtocolError, connackReason } from "./errors"
+import { FrameDecoder } from "./framer"
+import { OutMessage, OutState, Session } from "./session"
+import { Signal } from "./signal"
+import { checkFilter, checkTopicName } from "./topic"
+import { DeviceSocketTransport, Transport } from "./transport"
+
+/** Details of a delivered message, third argument of the message callback. */
+export interface MQTTMessageInfo {
+    qos: number
+    retain: boolean
+    dup: boolean
+}
+
+/** The message callback of `setCallback`. */
+export type MQTTMessageCallback = (
+    topic: string,
+    msg: Buffer,
+    info?: MQTTMessageInfo
+) => ds.AsyncVoid
+
+/** The error callback of `errorRegisterCb`. */
+export type MQTTErrorCallback = (err: Error) => ds.AsyncVoid
+
+/**
+ * Watches internal reconnection: called with the new `getMqttsta()` value
+ * (1 when the link was lost and the client reconnects, 0 once it is back)
+ * and the error that caused the loss, or null.
+ */
+export type MQTTReconnectCallback = (state: number, err: Error) => ds.AsyncVoid
+
+/** Options of `new MQTTClient(...)`: the seed's keyword parameters and more. */
+export interface MQTTClientOptions {
+    /** user name sent in CONNECT */
+    user?: string
+    /** password sent in CONNECT (MQTT 3.1.1 requires a user with it) */
+    password?: string
+    /** seconds, 0 = no keepalive (default 0); 0..65535 */
+    keepalive?: number
+    /** TLS over the device socket */
+    ssl?: boolean
+    /**
+     * Accepted for compatibility and ignored: the simulator verifies against
+     * Node's roots (plus `NODE_EXTRA_CA_CERTS`), ESP32 against its built-in
+     * root bundle; neither takes a custom CA from the program.
+     */
+    sslParams?: object
+    /** internal reconnect (default true) */
+    reconn?: boolean
+    /** 3 = MQTT 3.1 ("MQIsdp"), 4 = MQTT 3.1.1 (default) */
+    version?: number
+    /** ms to wait for the TCP/TLS connection and for CONNACK (default 10000) */
+    connectTimeout?: number
+    /** ms to wait for SUBACK/UNSUBACK (default 10000) */
+    ackTimeout?: number
+    /** QoS 1/2 messages in flight at once (default 8, 1..64) */
+    maxInflight?: number
+    /**
+     * publishes waiting for a place in the window or for the connection
+     * (default 32); when full, `publish` throws at once
+     */
+    maxQueued?: number
+    /**
+     * received messages waiting for `waitMsg`/`checkMsg` (default 16); see
+     * the README for what happens when it is full
+     */
+    maxIncoming?: number
+    /** largest packet sent or accepted, in bytes (default 20480: a 16 KB payload) */
+    maxPacketSize?: number
+    /** first reconnect delay in ms (default 1000) */
+    reconnectDelay?: number
+    /** longest reconnect delay in ms (default 60000) */
+    reconnectMaxDelay?: number
+    /** the byte stream to use instead of the device socket (tests, modems) */
+    transport?: Transport
+}
+
+/** `getMqttsta()` values. */
+export const enum MQTTState {
+    Connected = 0,
+    Connecting = 1,
+    ServerClosed = 2,
+    Error = -1,
+}
+
+/** A received PUBLISH waiting for delivery to the callback. */
+class InMessage {
+    /** PUBREL seen for this QoS 2 message before it was delivered */
+    released = false
+
+    constructor(
+        readonly p: PublishPacket,
+        readonly gen: number
+    ) {}
+}
+
+const DEFAULT_PORT = 1883
+const DEFAULT_TLS_PORT = 8883
+
+function isInt(n: any, lo: number, hi: number) {
+    return typeof n === "number" && (n | 0) === n && n >= lo && n <= hi
+}
+
+function optInt(o: any, name: string, def: number, lo: number, hi: number) {
+    const v = o[name]
+    if (v === undefined || v === null) return def
+    if (!isInt(v, lo, hi))
+        throw new RangeError(`${name} must be an integer ${lo}..${hi}, not ${v}`)
+    return v as number
+}
+
+function checkQosArg(qos: any) {
+    if (!isInt(qos, 0, 2)) throw new RangeError(`qos must be 0, 1 or 2, not ${qos}`)
+}
+
+/** Turns a codec complaint about an argument into a plain Error. */
+function argError(what: string, e: any): Error {
+    if (e instanceof ProtocolError) return new Error(`${what}: ${e.message}`)
+    return e as Error
+}
+
+function toBuffer(msg: string | Buffer, what: string): Buffer {
+    if (typeof msg === "string") return Buffer.from(msg)
+    if (msg instanceof Buffer) return msg
+    throw new TypeError(`${what} must be a string or a Buffer`)
+}
+
+/**
+ * The umqtt client: the QuecPython/MicroPython API on DeviceScript, with
+ * QoS 0/1/2 both ways, keepalive, bounded queues and internal reconnect.
+ */
+export class MQTTClient {
+    private readonly host: string
+    private readonly port: number
+    private readonly opts: MQTTClientOptions
+    private readonly keepaliveMs: number
+    private readonly reconn: boolean
+    private readonly version: number
+    private readonly connectTimeout: number
+    private readonly ackTimeout: number
+    private readonly maxInflight: number
+    private readonly maxQueued: number
+    private readonly maxIncoming: number
+    private readonly maxPacketSize: number
+    private readonly transport: Transport
+    private readonly framer: FrameDecoder
+    private readonly session = new Session()
+
+    private state: number = MQTTState.Error
+    private disposed = false
+    /** bumped for every new connection: fibers of older ones stop */
+    private gen = 0
+    private cleanSession = true
+    private will: Will = null
+    private onMessage: MQTTMessageCallback = null
+    private onError: MQTTErrorCallback = null
+    private onReconnect: MQTTReconnectCallback = null
+
+    /** publishes not yet written (QoS 0) or not yet in flight (QoS 1/2) */
+    private readonly outbox: OutMessage[] = []
+    private readonly incoming: InMessage[] = []
+    /** filters to subscribe again when the broker lost the session */
+    private readonly subscriptions: { topic: string; qos: number }[] = []
+    private pumping = false
+
+    /** set while connecting: the CONNACK or the failure that ends the attempt */
+    private connack: ConnackPacket = null
+    private linkError: Error = null
+    /** with `reconn: false`, the loss that waitMsg/checkMsg report */
+    private lostError: Error = null
+
+    private lastTx = 0
+    private lastRx = 0
+    private pingSentAt = 0
+    private keepaliveTimer = 0
+
+    /** wakes the reader fiber: bytes arrived */
+    private readonly rx = new Signal()
+    /** wakes waiters on acks, CONNACK, losses */
+    private readonly progress = new Signal()
+    /** wakes waitMsg: a message was queued */
+    private readonly inbox = new Signal()
+
+    /** True when the broker had a session for this client at the last CONNACK. */
+    sessionPresent = false
+    /** QoS 0 messages dropped because the incoming queue was full. */
+    droppedMessages = 0
+
+    /**
+     * @param clientId the client identifier (may be empty with a clean session in 3.1.1)
+     * @param server broker host name or IP address
+     * @param port 0 or absent: 1883, or 8883 with `ssl`
+     * @param options the seed's keyword parameters and more
+     */
+    constructor(
+        readonly clientId: string,
+        server: string,
+        port?: number,
+        options?: MQTTClientOptions
+    ) {
+        if (typeof clientId !== "string")
+            throw new TypeError("clientId must be a string")
+        if (typeof server !== "string" || server.length === 0)
+            throw new TypeError("server must be a non-empty string")
+        const o: MQTTClientOptions = options || {}
+        if (port === undefined || port === null) port = 0
+        if (!isInt(port, 0, 65535))
+            throw new RangeError(`port must be 0..65535, not ${port}`)
+        this.host = server
+        this.port = port || (o.ssl ? DEFAULT_TLS_PORT : DEFAULT_PORT)
+        this.opts = o
+        this.keepaliveMs = optInt(o, "keepalive", 0, 0, 65535) * 1000
+        this.version = optInt(o, "version", 4, 3, 4)
+        this.reconn = o.reconn === undefined || o.reconn === null ? true : !!o.reconn
+        this.connectTimeout = optInt(o, "connectTimeout", 10000, 1, 3600000)
+        this.ackTimeout = optInt(o, "ackTimeout", 10000, 1, 3600000)
+        this.maxInflight = optInt(o, "maxInflight", 8, 1, 64)
+        this.maxQueued = optInt(o, "maxQueued", 32, 0, 10000)
+        this.maxIncoming = optInt(o, "maxIncoming", 16, 1, 10000)
+        this.maxPacketSize = optInt(o, "maxPacketSize", 20480, 64, 268435460)
+        optInt(o, "reconnectDelay", 1000, 1, 3600000)
+        optInt(o, "reconnectMaxDelay", 60000, 1, 3600000)
+        if (o.user !== undefined && o.user !== null && typeof o.user !== "string")
+            throw new TypeError("user must be a string")
+        if (
+            o.password !== undefined &&
+            o.password !== null &&
+            typeof o.password !== "string"
+        )
+            throw new TypeError("password must be a string")
+        this.framer = new FrameDecoder(this.maxPacketSize)
+        this.transport = o.transport || new DeviceSocketTransport()
+    }
+
+    // ------------------------------------------------------------ the seed API
+
+    /** Sets the function called once per delivered PUBLISH. */
+    setCallback(cb: MQTTMessageCallback) {
+        this.onMessage = cb
+    }
+
+    /**
+     * Sets the function called with errors of the background work: losses
+     * when `reconn` is false, and errors thrown by the message callback.
+     */
+    errorRegisterCb(cb: MQTTErrorCallback) {
+        this.onError = cb
+    }
+
+    /** Sets the function that watches internal reconnection (not in the seed). */
+    setReconnectCallback(cb: MQTTReconnectCallback) {
+        this.onReconnect = cb
+    }
+
+    /**
+     * Sets the will the broker publishes if the connection ends without
+     * `disconnect()`. Call it before `connect`.
+     */
+    setLastWill(topic: string, msg: string | Buffer, retain = false, qos = 0) {
+        this.checkUsable()
+        checkQosArg(qos)
+        const payload = toBuffer(msg, "will message")
+        try {
+            checkTopicName(topic)
+            encodePublish(topic, payload, 0, false, false, 0)
+        } catch (e) {
+            throw argError("setLastWill", e)
+        }
+        this.will = { topic, payload, qos, retain: !!retain }
+    }
+
+    /**
+     * Connects and resolves 0 once CONNACK accepts. A refusing CONNACK
+     * throws `MQTTException` with its code; a network failure or timeout
+     * throws an Error that says which.
+     */
+    async connect(cleanSession = true): Promise<number> {
+        this.checkUsable()
+        if (this.state === MQTTState.Connected)
+            throw new Error("connect: already connected")
+        if (this.state === MQTTState.Connecting)
+            throw new Error("connect: already connecting")
+        if (cleanSession && this.lostError) this.dropAbandoned()
+        this.cleanSession = !!cleanSession
+        this.lostError = null
+        this.state = MQTTState.Connecting
+        try {
+            await this.openSession(false)
+        } catch (e) {
+            this.shutLink()
+            if (this.state === MQTTState.Connecting) this.state = MQTTState.Error
+            throw e
+        }
+        return 0
+    }
+
+    /**
+     * Sends DISCONNECT (so the broker drops the will) and releases the
+     * socket, timers and fibers. The client cannot be used afterwards.
+     */
+    async disconnect() {
+        this.checkUsable()
+        const wasConnected = this.state === MQTTState.Connected
+        this.disposed = true
+        if (wasConnected) {
+            try {
+                await this.transport.write(encodeEmpty(PacketType.Disconnect))
+            } catch (e) {
+                // the link is gone already: nothing to tell the broker
+            }
+        }
+        this.shutLink()
+        this.state = MQTTState.Error
+        const err = new Error("disconnected")
+        this.session.failAll(err)
+        this.failOutbox(err)
+        this.incoming.insert(0, -this.incoming.length)
+        this.progress.notify()
+        this.inbox.notify()
+    }
+
+    /**
+     * Releases the socket only, keeping the session (messages in flight)
+     * for a later `connect(false)`: for hand-made reconnect loops.
+     */
+    async close() {
+        this.checkUsable()
+        const wasUp = this.state === MQTTState.Connected || this.state === MQTTState.Connecting
+        this.shutLink()
+        this.state = MQTTState.Error
+        if (wasUp || !this.lostError) this.abandonWaiters(new Error("closed"))
+        this.lostError = null
+        this.progress.notify()
+        this.inbox.notify()
+    }
+
+    /** Sends PINGREQ now; the automatic keepalive runs without it. */
+    async ping() {
+        this.checkUsable()
+        this.checkConnected("ping")
+        this.pingSentAt = ds.millis()
+        await this.send(encodeEmpty(PacketType.Pingreq))
+    }
+
+    /**
+     * Publishes a message. Resolves when QoS 0 is written, QoS 1 is
+     * PUBACKed, QoS 2 is PUBCOMPed. While an internal reconnection runs the
+     * message waits in a bounded queue; when it is full this throws at once.
+     */
+    async publish(
+        topic: string,
+        msg: string | Buffer,
+        retain = false,
+        qos = 0
+    ): Promise<void> {
+        this.checkUsable()
+        checkQosArg(qos)
+        const payload = toBuffer(msg, "msg")
+        let packet: Buffer
+        try {
+            packet = encodePublish(topic, payload, qos, !!retain, false, qos ? 1 : 0)
+        } catch (e) {
+            throw argError("publish", e)
+        }
+        if (packet.length > this.maxPacketSize)
+            throw new RangeError(
+                `publish: packet of ${packet.length} bytes is larger than maxPacketSize ${this.maxPacketSize}`
+            )
+        const connected = this.state === MQTTState.Connected
+        if (!connected && !(this.reconn && this.state === MQTTState.Connecting))
+            throw new Error("publish: not connected")
+        if (qos === 0 && connected && this.outbox.length === 0) {
+            await this.send(packet)
+            return
+        }
+        if (this.outbox.length >= this.maxQueued)
+            throw new Error(
+                `publish: queue full (${this.outbox.length} messages waiting)`
+            )
+        const m = new OutMessage(qos, packet, payload.length)
+        this.outbox.push(m)
+        await this.pump()
+        await this.settled(m)
+    }
+
+    /** Subscribes; resolves the granted QoS; a refusal (0x80) throws. */
+    async subscribe(topic: string, qos = 0): Promise<number> {
+        this.checkUsable()
+        checkQosArg(qos)
+        let packet: Buffer
+        try {
+            packet = encodeSubscribe(1, [{ topic, qos }])
+        } catch (e) {
+            throw argError("subscribe", e)
+        }
+        this.checkConnected("subscribe")
+        const granted = (await this.request(PacketType.Subscribe, packet))[0]
+        if (granted === SUBACK_FAILURE)
+            throw new MQTTException(
+                `subscribe: the broker refused "${topic}"`,
+                SUBACK_FAILURE
+            )
+        this.forget(topic)
+        this.subscriptions.push({ topic, qos })
+        return granted
+    }
+
+    /** Unsubscribes; resolves after UNSUBACK. */
+    async unsubscribe(topic: string): Promise<void> {
+        this.checkUsable()
+        let packet: Buffer
+        try {
+            packet = encodeUnsubscribe(1, [topic])
+        } catch (e) {
+            throw argError("unsubscribe", e)
+        }
+        this.checkConnected("unsubscribe")
+        await this.request(PacketType.Unsubscribe, packet)
+        this.forget(topic)
+    }
+
+    /** Delivers messages already received to the callback; never waits. */
+    async checkMsg() {
+        this.checkUsable()
+        await this.deliverQueued()
+        if (this.lostError) throw this.lostError
+    }
+
+    /** Waits until at least one PUBLISH was delivered to the callback. */
+    async waitMsg() {
+        this.checkUsable()
+        for (;;) {
+            if (this.incoming.length > 0) {
+                await this.deliverQueued()
+                return
+            }
+            if (this.lostError) throw this.lostError
+            if (this.state === MQTTState.Error && !this.reconn)
+                throw new Error("waitMsg: not connected")
+            await this.inbox.wait(1000)
+            this.checkUsable()
+        }
+    }
+
+    /**
+     * 0 connected, 1 connecting (also while reconnecting), 2 the server
+     * closed the connection, -1 error, before connect, after close/disconnect.
+     */
+    getMqttsta(): number {
+        return this.state
+    }
+
+    // --------------------------------------------------------- connection
+
+    private checkUsable() {
+        if (this.disposed)
+            throw new Error("the client was disconnected; create a new one")
+    }
+
+    private checkConnected(what: string) {
+        if (this.state !== MQTTState.Connected)
+            throw new Error(`${what}: not connected`)
+    }
+
+    /**
+     * Opens the link, sends CONNECT and waits for CONNACK; then resends the
+     * session and (on a reconnect without session) the subscriptions.
+     */
+    private async openSession(reconnect: boolean) {
+        const gen = ++this.gen
+        this.framer.reset()
+        this.connack = null
+        this.linkError = null
+        this.pingSentAt = 0
+        const t = this.transport
+        const self = this
+        t.onData = chunk => self.onData(gen, chunk)
+        t.onClose = err => self.onLinkClosed(gen, err)
+        await t.open(this.host, this.port, !!this.opts.ssl, this.connectTimeout)
+        this.spawn(async () => {
+            await self.readLoop(gen)
+        })
+        await t.write(
+            encodeConnect({
+                type: PacketType.Connect,
+                protocolVersion: this.version,
+                clientId: this.clientId,
+                cleanSession: this.cleanSession,
+                keepalive: this.keepaliveMs / 1000,
+                username: this.opts.user,
+                password:
+                    typeof this.opts.password === "string"
+                        ? Buffer.from(this.opts.password)
+                        : undefined,
+                will: this.will,
+            })
+        )
+        this.lastTx = ds.millis()
+        const deadline = ds.millis() + this.connectTimeout
+        while (!this.connack && !this.linkError && gen === this.gen) {
+            const left = deadline - ds.millis()
+            if (left <= 0) break
+            await this.progress.wait(left)
+        }
+        if (this.linkError) throw this.linkError
+        if (!this.connack || gen !== this.gen)
+            throw new Error(
+                `no CONNACK from ${this.host}:${this.port} within ${this.connectTimeout} ms`
+            )
+        const rc = this.connack.returnCode
+        if (rc !== 0)
+            throw new MQTTException(
+                `connection refused by ${this.host}: ${connackReason(rc)} (${rc})`,
+                rc
+            )
+        this.sessionPresent = this.connack.sessionPresent
+        if (!this.sessionPresent) this.session.clearInbound()
+        this.state = MQTTState.Connected
+        this.startKeepalive(gen)
+        for (const b of this.session.resendPackets()) await this.send(b)
+        if (reconnect && !this.sessionPresent) await this.resubscribe()
+        await this.pump()
+        this.progress.notify()
+    }
+
+    private onData(gen: number, chunk: Buffer) {
+        if (gen !== this.gen) return
+        this.lastRx = ds.millis()
+        this.framer.push(chunk)
+        this.rx.notify()
+    }
+
+    private onLinkClosed(gen: number, err: Error) {
+        if (gen !== this.gen) return
+        const serverClosed = !err
+        this.lose(
+            err || new Error(`${this.host}:${this.port} closed the connection`),
+            serverClosed
+        )
+    }
+
+    /** Closes the link and stops the fibers and timers of this connection. */
+    private shutLink() {
+        this.gen++
+        this.transport.close()
+        this.stopKeepalive()
+        this.framer.reset()
+        this.rx.notify()
+    }
+
+    /**
+     * The connection is lost. While connecting, the attempt fails; once
+     * connected, `reconn` decides: reconnect inside, or report and wait for
+     * the application.
+     */
+    private lose(err: Error, serverClosed: boolean) {
+        if (this.state === MQTTState.Connecting && !this.linkError) {
+            this.linkError = err
+            this.progress.notify()
+            return
+        }
+        if (this.state !== MQTTState.Connected) return
+        this.shutLink()
+        this.session.failRequests(new Error(`connection lost: ${err.message}`))
+        const self = this
+        if (this.reconn) {
+            this.state = MQTTState.Connecting
+            this.spawn(async () => {
+                await self.notifyReconnect(MQTTState.Connecting, err)
+                await self.reconnectLoop()
+            })
+        } else {
+            this.state = serverClosed ? MQTTState.ServerClosed : MQTTState.Error
+            this.lostError = err
+            this.abandonWaiters(err)
+            this.spawn(async () => {
+                await self.reportError(err)
+            })
+        }
+        this.progress.notify()
+        this.inbox.notify()
+    }
+
+    private async reconnectLoop() {
+        const first = this.opts.reconnectDelay || 1000
+        const max = this.opts.reconnectMaxDelay || 60000
+        let delay = first
+        while (this.state === MQTTState.Connecting && !this.disposed) {
+            const jittered = delay / 2 + Math.random() * (delay / 2)
+            const until = ds.millis() + jittered
+            while (ds.millis() < until && this.state === MQTTState.Connecting)
+                await this.progress.wait(until - ds.millis())
+            if (this.state !== MQTTState.Connecting || this.disposed) return
+            try {
+                await this.openSession(true)
+                await this.notifyReconnect(MQTTState.Connected, null)
+                return
+            } catch (e) {
+                this.shutLink()
+                if ((this.state as number) === MQTTState.Connected)
+                    this.state = MQTTState.Connecting // lost during the resend
+            }
+            delay = Math.min(delay * 2, max)
+        }
+    }
+
+    private async notifyReconnect(state: number, err: Error) {
+        const cb = this.onReconnect
+        if (!cb) return
+        try {
+            await cb(state, err)
+        } catch (e) {
+            await this.reportError(e as Error)
+        }
+    }
+
+    private async reportError(err: Error) {
+        const cb = this.onError
+        if (!cb) {
+            console.warn(`mqtt: ${err.message}`)
+            return
+        }
+        try {
+            await cb(err)
+        } catch (e) {
+            console.warn(`mqtt: the error callback threw ${e}`)
+        }
+    }
+
+    private async resubscribe() {
+        const subs = this.subscriptions.slice(0)
+        for (const s of subs) {
+            try {
+                await this.request(PacketType.Subscribe, encodeSubscribe(1, [s]))
+            } catch (e) {
+                await this.reportError(e as Error)
+            }
+        }
+    }
+
+    /** Runs `fn` in a fiber of its own; it must not throw. */
+    private spawn(fn: () => Promise<void>) {
+        fn.start()
+    }
+
+    // ------------------------------------------------------------- sending
+
+    private async send(packet: Buffer) {
+        await this.transport.write(packet)
+        this.lastTx = ds.millis()
+    }
+
+    /**
+     * Moves queued publishes onto the link while there is room in the
+     * in-flight window. One fiber pumps at a time; the others return.
+     */
+    private async pump() {
+        if (this.pumping) return
+        this.pumping = true
+        try {
+            while (this.state === MQTTState.Connected && this.outbox.length > 0) {
+                const m = this.outbox[0]
+                if (m.qos > 0 && this.session.inflight.length >= this.maxInflight)
+                    break
+                this.outbox.shift()
+                const bytes = m.qos === 0 ? m.packet : this.session.startFlight(m)
+                try {
+                    await this.send(bytes)
+                } catch (e) {
+                    // lost: QoS 1/2 are in the session and go again after
+                    // the reconnection; QoS 0 goes back to the queue
+                    if (m.qos === 0) this.outbox.unshift(m)
+                    break
+                }
+                if (m.qos === 0) {
+                    m.state = OutState.Done
+                    m.packet = null
+                    this.progress.notify()
+                }
+            }
+        } finally {
+            this.pumping = false
+        }
+    }
+
+    /** Waits until `m` is acknowledged, failed or abandoned. */
+    private async settled(m: OutMessage) {
+        while (!m.settled() && !m.error) await this.progress.wait(1000)
+        if (m.error) throw m.error
+    }
+
+    /** Rejects the waiting publishers; their messages stay for a later connect(false). */
+    private abandonWaiters(err: Error) {
+        for (const m of this.session.inflight) m.error = err
+        for (const m of this.outbox) m.error = err
+        this.session.failRequests(err)
+    }
+
+    /** After a loss the application starts a clean session: forget what it was told failed. */
+    private dropAbandoned() {
+        this.session.failAll(this.lostError)
+        this.failOutbox(this.lostError)
+    }
+
+    private failOutbox(err: Error) {
+        for (const m of this.outbox) {
+            m.state = OutState.Failed
+            m.error = err
+        }
+        this.outbox.insert(0, -this.outbox.length)
+    }
+
+    /** Sends SUBSCRIBE/UNSUBSCRIBE and waits for its ack; returns the SUBACK codes. */
+    private async request(type: PacketType, packet: Buffer): Promise<number[]> {
+        const r = this.session.addRequest(type)
+        // the packet id sits right after the fixed header (§3.8.2, §3.10.2)
+        const at = packet[1] & 0x80 ? (packet[2] & 0x80 ? 4 : 3) : 2
+        packet[at] = r.packetId >> 8
+        packet[at + 1] = r.packetId & 0xff
+        await this.send(packet)
+        const deadline = ds.millis() + this.ackTimeout
+        while (!r.done && ds.millis() < deadline)
+            await this.progress.wait(deadline - ds.millis())
+        if (!r.done) {
+            this.session.completeRequest(
+                type === PacketType.Subscribe ? PacketType.Suback : PacketType.Unsuback,
+                r.packetId,
+                null
+            )
+            throw new Error(
+                `no ${type === PacketType.Subscribe ? "SUBACK" : "UNSUBACK"} within ${this.ackTimeout} ms`
+            )
+        }
+        if (r.error) throw r.error
+        return r.granted
+    }
+
+    private forget(topic: string) {
+        for (let i = 0; i < this.subscriptions.length; ++i)
+            if (this.subscriptions[i].topic === topic) {
+                this.subscriptions.insert(i, -1)
+                return
+            }
+    }
+
+    // ----------------------------------------------------------- receiving
+
+    /** The reader fiber of one connection: frames bytes into packets. */
+    private async readLoop(gen: number) {
+        let handled = 0
+        while (gen === this.gen) {
+            let p: Packet = null
+            try {
+                p = this.framer.next()
+                if (p) await this.handle(p)
+            } catch (e) {
+                if (gen === this.gen) this.lose(e as Error, false)
+                return
+            }
+            if (!p) await this.rx.wait(5000)
+            else if (++handled % 4 === 0) await ds.sleep(0) // the VM's watchdog
+        }
+    }
+
+    private async handle(p: Packet) {
+        const t = p.type
+        if (!this.connack && t !== PacketType.Connack)
+            throw new ProtocolError(`${packetName(t)} before CONNACK`) // §3.2
+        if (t === PacketType.Publish) await this.onPublish(p as PublishPacket)
+        else if (t === PacketType.Puback) {
+            if (this.session.onPuback((p as AckPacket).packetId)) this.acked()
+        } else if (t === PacketType.Pubrec)
+            await this.send(this.session.onPubrec((p as AckPacket).packetId))
+        else if (t === PacketType.Pubcomp) {
+            if (this.session.onPubcomp((p as AckPacket).packetId)) this.acked()
+        } else if (t === PacketType.Pubrel)
+            await this.onPubrel((p as AckPacket).packetId)
+        else if (t === PacketType.Suback || t === PacketType.Unsuback) {
+            const granted = t === PacketType.Suback ? (p as SubackPacket).granted : []
+            this.session.completeRequest(t, (p as AckPacket).packetId, granted)
+            this.progress.notify()
+        } else if (t === PacketType.Pingresp) this.pingSentAt = 0
+        else if (t === PacketType.Connack) {
+            if (this.connack) throw new ProtocolError("a second CONNACK") // §3.2
+            this.connack = p as ConnackPacket
+            this.progress.notify()
+        } else throw new ProtocolError(`unexpected ${packetName(t)} from the server`)
+    }
+
+    /** An acknowledgement freed a place in the window. */
+    private acked() {
+        this.progress.notify()
+        const self = this
+        if (this.outbox.length > 0)
+            this.spawn(async () => {
+                await self.pump()
+            })
+    }
+
+    private async onPublish(p: PublishPacket) {
+        if (p.qos === 2) {
+            // §4.3.3: PUBREC on receipt; a resent PUBLISH of a message not yet
+            // released is the same message and is not delivered again
+            const fresh = this.session.receiveQos2(p.packetId)
+            await this.send(encodeAck(PacketType.Pubrec, p.packetId))
+            if (!fresh) return
+        }
+        if (this.incoming.length >= this.maxIncoming) {
+            if (p.qos === 0) {
+                this.droppedMessages++
+                return
+            }
+            // QoS 1/2 are not acknowledged until delivered, so the broker's
+            // in-flight window bounds them; a broker that ignores it is cut off
+            if (this.incoming.length >= this.maxIncoming * 4)
+                throw new ProtocolError(
+                    "incoming queue overflow: the broker ignores its in-flight window"
+                )
+        }
+        this.incoming.push(new InMessage(p, this.gen))
+        this.inbox.notify()
+    }
+
+    private async onPubrel(id: number) {
+        for (const m of this.incoming)
+            if (m.p.qos === 2 && m.p.packetId === id) {
+                m.released = true // PUBCOMP once it is delivered
+                return
+            }
+        this.session.releaseQos2(id)
+        await this.send(encodeAck(PacketType.Pubcomp, id))
+    }
+
+    /** Hands the messages queued now to the callback, then acknowledges them. */
+    private async deliverQueued() {
+        let n = this.incoming.length
+        while (n-- > 0 && this.incoming.length > 0) {
+            const m = this.incoming.shift()
+            const p = m.p
+            const cb = this.onMessage
+            if (cb) {
+                try {
+                    await cb(p.topic, p.payload, {
+                        qos: p.qos,
+                        retain: p.retain,
+                        dup: p.dup,
+                    })
+                } catch (e) {
+                    await this.reportError(e as Error)
+                }
+            }
+            await this.acknowledgeDelivered(m)
+        }
+    }
+
+    private async acknowledgeDelivered(m: InMessage) {
+        const p = m.p
+        if (this.state !== MQTTState.Connected) return
+        try {
+            if (p.qos === 1 && m.gen === this.gen)
+                await this.send(encodeAck(PacketType.Puback, p.packetId))
+            else if (p.qos === 2 && m.released) {
+                this.session.releaseQos2(p.packetId)
+                await this.send(encodeAck(PacketType.Pubcomp, p.packetId))
+            }
+        } catch (e) {
+            // the link went down; the broker sends it again after reconnecting
+        }
+    }
+
+    // ----------------------------------------------------------- keepalive
+
+    private startKeepalive(gen: number) {
+        this.stopKeepalive()
+        if (this.keepaliveMs <= 0) return
+        this.lastRx = ds.millis()
+        const tick = Math.max(100, Math.min(1000, this.keepaliveMs / 8))
+        const self = this
+        this.keepaliveTimer = setInterval(async () => {
+            await self.keepaliveTick(gen)
+        }, tick)
+    }
+
+    private stopKeepalive() {
+        if (this.keepaliveTimer) clearInterval(this.keepaliveTimer)
+        this.keepaliveTimer = 0
+    }
+
+    /**
+     * PINGREQ when nothing was sent, or nothing received, for `keepalive`
+     * (§3.1.2.10); no packet for 1.25 x keepalive means the link is dead, so
+     * a loss is noticed within 1.5 x keepalive.
+     */
+    private async keepaliveTick(gen: number) {
+        if (gen !== this.gen || this.state !== MQTTState.Connected) return
+        const now = ds.millis()
+        const k = this.keepaliveMs
+        if (now - this.lastRx >= k + k / 4) {
+            this.lose(new Error(`keepalive timeout: no packet for ${now - this.lastRx} ms`), false)
+            return
+        }
+        if (this.pingSentAt) return
+        if (now - this.lastTx >= k || now - this.lastRx >= k) {
+            this.pingSentAt = now
+            try {
+                await this.send(encodeEmpty(PacketType.Pingreq))
+            } catch (e) {
+                // the close event reports the loss
+            }
+        }
+    }
+}
