@@ -1,0 +1,362 @@
+import * as ds from "@devicescript/core"
+import { describe, expect, test } from "@devicescript/test"
+import {
+    AckPacket,
+    ConnectPacket,
+    FrameDecoder,
+    MQTTClient,
+    MQTTClientOptions,
+    MQTTException,
+    Packet,
+    PacketType,
+    PublishPacket,
+    Session,
+    Transport,
+    encodeAck,
+    encodeConnack,
+    encodePublish,
+    encodeSuback,
+} from "../../src/index"
+
+/**
+ * A transport the test scripts: it records what the client writes (decoded)
+ * and lets the test play the broker's side.
+ */
+class ScriptedTransport implements Transport {
+    onData: (chunk: Buffer) => void = null
+    onClose: (err: Error) => void = null
+    written: Packet[] = []
+    open_ = false
+    private framer = new FrameDecoder(100000)
+
+    async open(host: string, port: number, tls: boolean, timeoutMs: number) {
+        this.open_ = true
+        this.framer.reset()
+    }
+    async write(data: Buffer) {
+        if (!this.open_) throw new Error("scripted: not connected")
+        this.framer.push(data)
+        for (;;) {
+            const p = this.framer.next()
+            if (!p) break
+            this.written.push(p)
+        }
+    }
+    close() {
+        this.open_ = false
+    }
+    /** The broker sends bytes. */
+    feed(b: Buffer) {
+        this.onData(b)
+    }
+    /** Packets of a type written so far. */
+    sent(type: PacketType) {
+        return this.written.filter(p => p.type === type)
+    }
+    /** Waits (bounded) until `n` packets of `type` were written. */
+    async waitSent(type: PacketType, n: number, ms = 3000) {
+        const end = ds.millis() + ms
+        while (this.sent(type).length < n) {
+            if (ds.millis() > end)
+                throw new Error(`waited for ${n} of packet type ${type}`)
+            await ds.sleep(5)
+        }
+        return this.sent(type)
+    }
+}
+
+async function connected(options: MQTTClientOptions = {}) {
+    const t = new ScriptedTransport()
+    options.transport = t
+    if (options.reconn === undefined) options.reconn = false
+    const c = new MQTTClient("unit", "broker.test", 0, options)
+    const f = (async () => {
+        await t.waitSent(PacketType.Connect, 1)
+        t.feed(encodeConnack(false, 0))
+    }).start()
+    expect(await c.connect()).toBe(0)
+    return { c, t }
+}
+
+async function throwsAtOnce(fn: () => Promise<any>, part: string) {
+    let msg: string = null
+    try {
+        await fn()
+    } catch (e) {
+        msg = (e as Error).message
+    }
+    if (msg === null) throw new Error(`expected an error about ${part}`)
+    if (msg.indexOf(part) < 0)
+        throw new Error(`"${msg}" does not mention "${part}"`)
+}
+
+describe("connect", () => {
+    test("CONNECT carries the options; CONNACK 0 connects", async () => {
+        const { c, t } = await connected({
+            keepalive: 30,
+            user: "u",
+            password: "p",
+            version: 3,
+        })
+        const cp = t.sent(PacketType.Connect)[0] as ConnectPacket
+        expect(cp.keepalive).toBe(30)
+        expect(cp.username).toBe("u")
+        expect(cp.password.toString()).toBe("p")
+        expect(cp.protocolVersion).toBe(3)
+        expect(cp.cleanSession).toBe(true)
+        expect(c.getMqttsta()).toBe(0)
+        await c.disconnect()
+        expect(c.getMqttsta()).toBe(-1)
+        expect(t.sent(PacketType.Disconnect).length).toBe(1)
+    })
+    test("a refusing CONNACK throws MQTTException with its code", async () => {
+        const t = new ScriptedTransport()
+        const c = new MQTTClient("unit", "broker.test", 0, { transport: t })
+        ;(async () => {
+            await t.waitSent(PacketType.Connect, 1)
+            t.feed(encodeConnack(false, 5))
+        }).start()
+        let code = -1
+        try {
+            await c.connect()
+        } catch (e) {
+            if (e instanceof MQTTException) code = (e as MQTTException).code
+        }
+        expect(code).toBe(5)
+        expect(c.getMqttsta()).toBe(-1)
+    })
+    test("no CONNACK in time is an Error", async () => {
+        const t = new ScriptedTransport()
+        const c = new MQTTClient("unit", "broker.test", 0, {
+            transport: t,
+            connectTimeout: 200,
+        })
+        await throwsAtOnce(async () => await c.connect(), "no CONNACK")
+        expect(c.getMqttsta()).toBe(-1)
+    })
+    test("constructor arguments are checked", async () => {
+        await throwsAtOnce(
+            async () => new MQTTClient("x", "h", 70000),
+            "port"
+        )
+        await throwsAtOnce(
+            async () => new MQTTClient("x", "h", 0, { keepalive: 70000 }),
+            "keepalive"
+        )
+        await throwsAtOnce(
+            async () => new MQTTClient("x", "h", 0, { version: 5 }),
+            "version"
+        )
+        await throwsAtOnce(async () => new MQTTClient("x", ""), "server")
+    })
+})
+
+describe("bad arguments", () => {
+    test("throw at once, send nothing, leave the client usable", async () => {
+        const { c, t } = await connected({ maxPacketSize: 200 })
+        const before = t.written.length
+        await throwsAtOnce(async () => await c.publish("a/+", "x"), "wildcard")
+        await throwsAtOnce(async () => await c.publish("a/#", "x"), "wildcard")
+        await throwsAtOnce(async () => await c.publish("", "x"), "empty")
+        await throwsAtOnce(async () => await c.publish("a", "x", false, 3), "qos")
+        await throwsAtOnce(async () => await c.publish("a", "x", false, -1), "qos")
+        await throwsAtOnce(
+            async () => await c.publish("a", Buffer.alloc(300)),
+            "maxPacketSize"
+        )
+        await throwsAtOnce(async () => await c.subscribe("a/#/b"), "#")
+        await throwsAtOnce(async () => await c.subscribe("a+/b"), "wildcard")
+        await throwsAtOnce(async () => await c.subscribe("a", 3), "qos")
+        await throwsAtOnce(async () => await c.unsubscribe(""), "empty")
+        await throwsAtOnce(
+            async () => c.setLastWill("w", "x", false, 5),
+            "qos"
+        )
+        expect(t.written.length).toBe(before)
+        await c.publish("a", "fine")
+        expect(t.sent(PacketType.Publish).length).toBe(1)
+        await c.disconnect()
+        await throwsAtOnce(async () => await c.publish("a", "x"), "disconnected")
+        await throwsAtOnce(async () => await c.connect(), "disconnected")
+    })
+})
+
+describe("QoS", () => {
+    test("QoS 1 resolves on PUBACK, QoS 2 on PUBCOMP", async () => {
+        const { c, t } = await connected()
+        let done1 = false
+        ;(async () => {
+            await c.publish("q/1", "one", false, 1)
+            done1 = true
+        }).start()
+        const p1 = (await t.waitSent(PacketType.Publish, 1))[0] as PublishPacket
+        expect(p1.qos).toBe(1)
+        await ds.sleep(20)
+        expect(done1).toBe(false)
+        t.feed(encodeAck(PacketType.Puback, p1.packetId))
+        while (!done1) await ds.sleep(5)
+
+        let done2 = false
+        ;(async () => {
+            await c.publish("q/2", "two", false, 2)
+            done2 = true
+        }).start()
+        const p2 = (await t.waitSent(PacketType.Publish, 2))[1] as PublishPacket
+        expect(p2.packetId === p1.packetId).toBe(false)
+        t.feed(encodeAck(PacketType.Pubrec, p2.packetId))
+        const rel = (await t.waitSent(PacketType.Pubrel, 1))[0] as AckPacket
+        expect(rel.packetId).toBe(p2.packetId)
+        expect(done2).toBe(false)
+        t.feed(encodeAck(PacketType.Pubcomp, p2.packetId))
+        while (!done2) await ds.sleep(5)
+        await c.disconnect()
+    })
+    test("the in-flight window holds back the third QoS 1 publish", async () => {
+        const { c, t } = await connected({ maxInflight: 2 })
+        let finished = 0
+        for (let i = 0; i < 3; ++i)
+            (async () => {
+                await c.publish("w", "m", false, 1)
+                finished++
+            }).start()
+        await t.waitSent(PacketType.Publish, 2)
+        await ds.sleep(30)
+        expect(t.sent(PacketType.Publish).length).toBe(2)
+        const first = t.sent(PacketType.Publish)[0] as PublishPacket
+        t.feed(encodeAck(PacketType.Puback, first.packetId))
+        const all = await t.waitSent(PacketType.Publish, 3)
+        t.feed(encodeAck(PacketType.Puback, (all[1] as PublishPacket).packetId))
+        t.feed(encodeAck(PacketType.Puback, (all[2] as PublishPacket).packetId))
+        while (finished < 3) await ds.sleep(5)
+        await c.disconnect()
+    })
+    test("incoming QoS 2 is delivered once, PUBCOMP after PUBREL", async () => {
+        const { c, t } = await connected()
+        let got = 0
+        c.setCallback((topic, msg, info) => {
+            got++
+            expect(info.qos).toBe(2)
+        })
+        t.feed(encodePublish("in/2", Buffer.from("x"), 2, false, false, 7))
+        t.feed(encodePublish("in/2", Buffer.from("x"), 2, false, true, 7))
+        await t.waitSent(PacketType.Pubrec, 2)
+        await c.waitMsg()
+        await c.checkMsg()
+        expect(got).toBe(1)
+        t.feed(encodeAck(PacketType.Pubrel, 7))
+        const comp = (await t.waitSent(PacketType.Pubcomp, 1))[0] as AckPacket
+        expect(comp.packetId).toBe(7)
+        // after PUBREL the id is free: the same id is a new message
+        t.feed(encodePublish("in/2", Buffer.from("y"), 2, false, false, 7))
+        await c.waitMsg()
+        expect(got).toBe(2)
+        await c.disconnect()
+    })
+    test("incoming QoS 1 is acknowledged after delivery", async () => {
+        const { c, t } = await connected()
+        c.setCallback((topic, msg) => {})
+        t.feed(encodePublish("in/1", Buffer.from("x"), 1, false, false, 9))
+        await ds.sleep(20)
+        expect(t.sent(PacketType.Puback).length).toBe(0)
+        await c.waitMsg()
+        const ack = (await t.waitSent(PacketType.Puback, 1))[0] as AckPacket
+        expect(ack.packetId).toBe(9)
+        await c.disconnect()
+    })
+})
+
+describe("callbacks and faults", () => {
+    test("a throwing callback goes to the error callback", async () => {
+        const { c, t } = await connected()
+        let errors = 0
+        let seen = 0
+        c.errorRegisterCb(err => {
+            errors++
+        })
+        c.setCallback((topic, msg) => {
+            seen++
+            if (msg.toString() === "bad") throw new Error("callback failed")
+        })
+        t.feed(encodePublish("cb", Buffer.from("bad"), 0, false, false, 0))
+        t.feed(encodePublish("cb", Buffer.from("good"), 0, false, false, 0))
+        await c.waitMsg()
+        if (seen < 2) await c.waitMsg()
+        expect(seen).toBe(2)
+        expect(errors).toBe(1)
+        expect(c.getMqttsta()).toBe(0)
+        await c.disconnect()
+    })
+    test("a second CONNACK is a protocol error: reported, state -1", async () => {
+        const { c, t } = await connected()
+        let reported: Error = null
+        c.errorRegisterCb(err => {
+            reported = err
+        })
+        t.feed(encodeConnack(false, 0))
+        const end = ds.millis() + 2000
+        while (!reported && ds.millis() < end) await ds.sleep(5)
+        expect(reported.message.indexOf("CONNACK") >= 0).toBe(true)
+        expect(c.getMqttsta()).toBe(-1)
+        expect(t.open_).toBe(false)
+        await throwsAtOnce(async () => await c.checkMsg(), "CONNACK")
+    })
+    test("SUBACK 0x80 throws MQTTException, the client stays usable", async () => {
+        const { c, t } = await connected()
+        ;(async () => {
+            const s = await t.waitSent(PacketType.Subscribe, 1)
+            t.feed(encodeSuback((s[0] as AckPacket).packetId, [0x80]))
+        }).start()
+        let code = 0
+        try {
+            await c.subscribe("secret/x", 1)
+        } catch (e) {
+            code = (e as MQTTException).code
+        }
+        expect(code).toBe(0x80)
+        expect(c.getMqttsta()).toBe(0)
+        ;(async () => {
+            const s = await t.waitSent(PacketType.Subscribe, 2)
+            t.feed(encodeSuback((s[1] as AckPacket).packetId, [1]))
+        }).start()
+        expect(await c.subscribe("open/x", 2)).toBe(1)
+        await c.disconnect()
+    })
+    test("keepalive sends PINGREQ on an idle link", async () => {
+        const { c, t } = await connected({ keepalive: 1 })
+        await t.waitSent(PacketType.Pingreq, 1, 3000)
+        t.feed(Buffer.from([0xd0, 0]))
+        expect(c.getMqttsta()).toBe(0)
+        await c.disconnect()
+    })
+    test("no answer to PINGREQ: the loss is reported within 1.5 x keepalive", async () => {
+        const { c, t } = await connected({ keepalive: 1 })
+        let reported: Error = null
+        c.errorRegisterCb(err => {
+            reported = err
+        })
+        const start = ds.millis()
+        while (!reported && ds.millis() - start < 3000) await ds.sleep(10)
+        const took = ds.millis() - start
+        expect(reported.message.indexOf("keepalive") >= 0).toBe(true)
+        expect(took <= 1500).toBe(true)
+        expect(c.getMqttsta()).toBe(-1)
+    })
+})
+
+describe("session", () => {
+    test("packet ids skip those in flight and wrap after 65535", () => {
+        const s = new Session()
+        const a = s.addRequest(PacketType.Subscribe)
+        const b = s.addRequest(PacketType.Subscribe)
+        expect(a.packetId).toBe(1)
+        expect(b.packetId).toBe(2)
+        s.completeRequest(PacketType.Suback, 1, [0])
+        expect(s.idInUse(1)).toBe(false)
+        expect(s.idInUse(2)).toBe(true)
+        // jump near the end of the range
+        ;(s as any).lastId = 65534
+        expect(s.allocId()).toBe(65535)
+        expect(s.allocId()).toBe(1)
+        expect(s.allocId()).toBe(3) // 2 is still in use
+    })
+})
