@@ -112,6 +112,8 @@ class InMessage {
     ) {}
 }
 
+/** Writes between two yields to the scheduler. */
+const YIELD_EVERY_WRITES = 32
 const DEFAULT_PORT = 1883
 const DEFAULT_TLS_PORT = 8883
 
@@ -180,6 +182,7 @@ export class MQTTClient {
     /** filters to subscribe again when the broker lost the session */
     private readonly subscriptions: { topic: string; qos: number }[] = []
     private pumping = false
+    private writes = 0
 
     /** set while connecting: the CONNACK or the failure that ends the attempt */
     private connack: ConnackPacket = null
@@ -666,6 +669,9 @@ export class MQTTClient {
     private async send(packet: Buffer) {
         await this.transport.write(packet)
         this.lastTx = ds.millis()
+        // a socket write does not yield: without this a publishing loop
+        // would trip the VM's InfiniteLoop watchdog
+        if (++this.writes % YIELD_EVERY_WRITES === 0) await ds.sleep(0)
     }
 
     /**
@@ -868,6 +874,7 @@ export class MQTTClient {
                 }
             }
             await this.acknowledgeDelivered(m)
+            if (n % 4 === 3) await ds.sleep(0) // the VM's watchdog
         }
     }
 
