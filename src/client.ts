@@ -22,6 +22,7 @@ import { OutMessage, OutState, Session } from "./session"
 import { Signal } from "./signal"
 import { checkFilter, checkTopicName } from "./topic"
 import { DeviceSocketTransport, Transport } from "./transport"
+import { Connectivity, WifiConnectivity } from "./connectivity"
 
 /** Details of a delivered message, third argument of the message callback. */
 export interface MQTTMessageInfo {
@@ -46,6 +47,14 @@ export type MQTTErrorCallback = (err: Error) => ds.AsyncVoid
  * and the error that caused the loss, or null.
  */
 export type MQTTReconnectCallback = (state: number, err: Error) => ds.AsyncVoid
+
+/** A broker address, for failover. */
+export interface MQTTServer {
+    host: string
+    /** 0 or absent: 1883, or 8883 with `ssl` */
+    port?: number
+    ssl?: boolean
+}
 
 /** Options of `new MQTTClient(...)`: the seed's keyword parameters and more. */
 export interface MQTTClientOptions {
@@ -91,6 +100,17 @@ export interface MQTTClientOptions {
     reconnectMaxDelay?: number
     /** the byte stream to use instead of the device socket (tests, modems) */
     transport?: Transport
+    /**
+     * the network watcher: the client waits for it before reconnecting and
+     * drops the link when it goes down. Default: the Wi-Fi role on
+     * hardware, none in the simulator; null for none.
+     */
+    connectivity?: Connectivity
+    /**
+     * more brokers (a cluster's nodes), tried in turn after `server` when a
+     * connection attempt fails
+     */
+    servers?: MQTTServer[]
 }
 
 /** `getMqttsta()` values. */
@@ -139,6 +159,10 @@ function argError(what: string, e: any): Error {
     return e as Error
 }
 
+function makeServer(host: string, port: number, ssl: boolean): MQTTServer {
+    return { host, port: port || (ssl ? DEFAULT_TLS_PORT : DEFAULT_PORT), ssl }
+}
+
 function toBuffer(msg: string | Buffer, what: string): Buffer {
     if (typeof msg === "string") return Buffer.from(msg)
     if (msg instanceof Buffer) return msg
@@ -150,8 +174,10 @@ function toBuffer(msg: string | Buffer, what: string): Buffer {
  * QoS 0/1/2 both ways, keepalive, bounded queues and internal reconnect.
  */
 export class MQTTClient {
-    private readonly host: string
-    private readonly port: number
+    private readonly servers: MQTTServer[] = []
+    private serverIndex = 0
+    private readonly connectivity: Connectivity
+    private unwatch: () => void = null
     private readonly opts: MQTTClientOptions
     private readonly keepaliveMs: number
     private readonly reconn: boolean
@@ -227,8 +253,18 @@ export class MQTTClient {
         if (port === undefined || port === null) port = 0
         if (!isInt(port, 0, 65535))
             throw new RangeError(`port must be 0..65535, not ${port}`)
-        this.host = server
-        this.port = port || (o.ssl ? DEFAULT_TLS_PORT : DEFAULT_PORT)
+        this.servers.push(makeServer(server, port, !!o.ssl))
+        if (o.servers) {
+            if (!Array.isArray(o.servers))
+                throw new TypeError("servers must be an array of { host, port, ssl }")
+            for (const s of o.servers) {
+                if (!s || typeof s.host !== "string" || s.host.length === 0)
+                    throw new TypeError("servers: every entry needs a host")
+                if (s.port !== undefined && !isInt(s.port, 0, 65535))
+                    throw new RangeError(`servers: port must be 0..65535, not ${s.port}`)
+                this.servers.push(makeServer(s.host, s.port || 0, !!s.ssl))
+            }
+        }
         this.opts = o
         this.keepaliveMs = optInt(o, "keepalive", 0, 0, 65535) * 1000
         this.version = optInt(o, "version", 4, 3, 4)
@@ -251,6 +287,24 @@ export class MQTTClient {
             throw new TypeError("password must be a string")
         this.framer = new FrameDecoder(this.maxPacketSize)
         this.transport = o.transport || new DeviceSocketTransport()
+        this.connectivity =
+            o.connectivity !== undefined
+                ? o.connectivity
+                : ds.isSimulator()
+                ? null
+                : new WifiConnectivity()
+        if (this.connectivity) {
+            const self = this
+            this.unwatch = this.connectivity.onChange(up => {
+                self.onNetworkChange(up)
+            })
+        }
+    }
+
+    /** The broker in use, or the one the next attempt goes to. */
+    currentServer(): MQTTServer {
+        const s = this.servers[this.serverIndex]
+        return { host: s.host, port: s.port, ssl: s.ssl }
     }
 
     // ------------------------------------------------------------ the seed API
@@ -302,17 +356,26 @@ export class MQTTClient {
         if (this.state === MQTTState.Connecting)
             throw new Error("connect: already connecting")
         if (cleanSession && this.lostError) this.dropAbandoned()
+        if (this.connectivity && !this.connectivity.isUp())
+            throw new Error("connect: network down")
         this.cleanSession = !!cleanSession
         this.lostError = null
         this.state = MQTTState.Connecting
-        try {
-            await this.openSession(false)
-        } catch (e) {
-            this.shutLink()
-            if (this.state === MQTTState.Connecting) this.state = MQTTState.Error
-            throw e
+        // each broker in turn; a refusing CONNACK ends the attempt at once
+        let err: Error = null
+        for (let i = 0; i < this.servers.length; ++i) {
+            try {
+                await this.openSession(false)
+                return 0
+            } catch (e) {
+                this.shutLink()
+                err = e as Error
+                if (e instanceof MQTTException || this.disposed) break
+                this.serverIndex = (this.serverIndex + 1) % this.servers.length
+            }
         }
-        return 0
+        if (this.state === MQTTState.Connecting) this.state = MQTTState.Error
+        throw err
     }
 
     /**
@@ -331,6 +394,8 @@ export class MQTTClient {
             }
         }
         this.shutLink()
+        if (this.unwatch) this.unwatch()
+        this.unwatch = null
         this.state = MQTTState.Error
         const err = new Error("disconnected")
         this.session.failAll(err)
@@ -497,7 +562,8 @@ export class MQTTClient {
         const self = this
         t.onData = chunk => self.onData(gen, chunk)
         t.onClose = err => self.onLinkClosed(gen, err)
-        await t.open(this.host, this.port, !!this.opts.ssl, this.connectTimeout)
+        const srv = this.servers[this.serverIndex]
+        await t.open(srv.host, srv.port, srv.ssl, this.connectTimeout)
         this.spawn(async () => {
             await self.readLoop(gen)
         })
@@ -526,12 +592,12 @@ export class MQTTClient {
         if (this.linkError) throw this.linkError
         if (!this.connack || gen !== this.gen)
             throw new Error(
-                `no CONNACK from ${this.host}:${this.port} within ${this.connectTimeout} ms`
+                `no CONNACK from ${srv.host}:${srv.port} within ${this.connectTimeout} ms`
             )
         const rc = this.connack.returnCode
         if (rc !== 0)
             throw new MQTTException(
-                `connection refused by ${this.host}: ${connackReason(rc)} (${rc})`,
+                `connection refused by ${srv.host}: ${connackReason(rc)} (${rc})`,
                 rc
             )
         this.sessionPresent = this.connack.sessionPresent
@@ -554,8 +620,9 @@ export class MQTTClient {
     private onLinkClosed(gen: number, err: Error) {
         if (gen !== this.gen) return
         const serverClosed = !err
+        const srv = this.servers[this.serverIndex]
         this.lose(
-            err || new Error(`${this.host}:${this.port} closed the connection`),
+            err || new Error(`${srv.host}:${srv.port} closed the connection`),
             serverClosed
         )
     }
@@ -602,11 +669,24 @@ export class MQTTClient {
         this.inbox.notify()
     }
 
+    /** The network watcher changed its mind. */
+    private onNetworkChange(up: boolean) {
+        if (!up && this.state === MQTTState.Connected)
+            this.lose(new Error("network down"), false)
+        this.progress.notify() // a reconnect waiting for the network goes now
+    }
+
     private async reconnectLoop() {
         const first = this.opts.reconnectDelay || 1000
         const max = this.opts.reconnectMaxDelay || 60000
         let delay = first
         while (this.state === MQTTState.Connecting && !this.disposed) {
+            // while the network is down, wait for it instead of burning attempts
+            if (this.connectivity && !this.connectivity.isUp()) {
+                await this.progress.wait(1000)
+                delay = first
+                continue
+            }
             const jittered = delay / 2 + Math.random() * (delay / 2)
             const until = ds.millis() + jittered
             while (ds.millis() < until && this.state === MQTTState.Connecting)
@@ -620,6 +700,8 @@ export class MQTTClient {
                 this.shutLink()
                 if ((this.state as number) === MQTTState.Connected)
                     this.state = MQTTState.Connecting // lost during the resend
+                // failover: the next attempt goes to the next broker
+                this.serverIndex = (this.serverIndex + 1) % this.servers.length
             }
             delay = Math.min(delay * 2, max)
         }

@@ -11,3 +11,5 @@ export * from "./framer"
 export * from "./session"
 export * from "./signal"
 export * from "./transport"
+export * from "./connectivity"
+

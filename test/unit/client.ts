@@ -4,6 +4,7 @@ import {
     AckPacket,
     ConnectPacket,
     FrameDecoder,
+    ManualConnectivity,
     MQTTClient,
     MQTTClientOptions,
     MQTTException,
@@ -27,9 +28,16 @@ class ScriptedTransport implements Transport {
     onClose: (err: Error) => void = null
     written: Packet[] = []
     open_ = false
+    /** "host:port" of every open attempt */
+    opens: string[] = []
+    /** hosts whose connections are refused */
+    refuse: string[] = []
     private framer = new FrameDecoder(100000)
 
     async open(host: string, port: number, tls: boolean, timeoutMs: number) {
+        this.opens.push(`${host}:${port}`)
+        if (this.refuse.indexOf(host) >= 0)
+            throw new Error(`${host}: connection refused`)
         this.open_ = true
         this.framer.reset()
     }
@@ -358,5 +366,110 @@ describe("session", () => {
         expect(s.allocId()).toBe(65535)
         expect(s.allocId()).toBe(1)
         expect(s.allocId()).toBe(3) // 2 is still in use
+    })
+})
+
+/** Plays the broker for every CONNECT the client sends from now on. */
+function acceptConnects(t: ScriptedTransport, max: number) {
+    const from = t.sent(PacketType.Connect).length + 1
+    ;(async () => {
+        for (let n = from; n <= max; ++n) {
+            await t.waitSent(PacketType.Connect, n, 20000)
+            t.feed(encodeConnack(false, 0))
+        }
+    }).start()
+}
+
+describe("connectivity and failover", () => {
+    test("connect with the network down throws; up, it connects", async () => {
+        const t = new ScriptedTransport()
+        const net = new ManualConnectivity(false)
+        const c = new MQTTClient("unit", "b", 0, { transport: t, connectivity: net })
+        await throwsAtOnce(async () => await c.connect(), "network down")
+        expect(t.opens.length).toBe(0)
+        net.set(true)
+        acceptConnects(t, 1)
+        expect(await c.connect()).toBe(0)
+        await c.disconnect()
+    })
+    test("network down: reported with reconn false", async () => {
+        const net = new ManualConnectivity(true)
+        const { c, t } = await connected({ connectivity: net })
+        let reported: Error = null
+        c.errorRegisterCb(err => {
+            reported = err
+        })
+        net.set(false)
+        const end = ds.millis() + 2000
+        while (!reported && ds.millis() < end) await ds.sleep(5)
+        expect(reported.message).toBe("network down")
+        expect(c.getMqttsta()).toBe(-1)
+        expect(t.open_).toBe(false)
+    })
+    test("reconn true waits for the network instead of burning attempts", async () => {
+        const net = new ManualConnectivity(true)
+        const { c, t } = await connected({
+            connectivity: net,
+            reconn: true,
+            reconnectDelay: 20,
+            reconnectMaxDelay: 40,
+        })
+        const states: number[] = []
+        c.setReconnectCallback(state => {
+            states.push(state)
+        })
+        net.set(false)
+        await ds.sleep(300)
+        expect(c.getMqttsta()).toBe(1)
+        expect(t.opens.length).toBe(1) // no attempt while down
+        acceptConnects(t, 2)
+        net.set(true)
+        const end = ds.millis() + 3000
+        while (c.getMqttsta() !== 0 && ds.millis() < end) await ds.sleep(10)
+        expect(c.getMqttsta()).toBe(0)
+        expect(t.opens.length).toBe(2)
+        expect(states.join(",")).toBe("1,0")
+        await c.disconnect()
+    })
+    test("failover: the next broker when the first refuses", async () => {
+        const t = new ScriptedTransport()
+        t.refuse.push("a")
+        const c = new MQTTClient("unit", "a", 1883, {
+            transport: t,
+            servers: [{ host: "b", port: 1884 }],
+        })
+        acceptConnects(t, 1)
+        expect(await c.connect()).toBe(0)
+        expect(t.opens.join(",")).toBe("a:1883,b:1884")
+        expect(c.currentServer().host).toBe("b")
+        await c.disconnect()
+    })
+    test("failover during internal reconnection", async () => {
+        const { c, t } = await connected({
+            reconn: true,
+            reconnectDelay: 10,
+            reconnectMaxDelay: 20,
+            servers: [{ host: "backup" }],
+        })
+        let published = false
+        ;(async () => {
+            await c.publish("f/1", "kept", false, 1)
+            published = true
+        }).start()
+        const first = (await t.waitSent(PacketType.Publish, 1))[0] as PublishPacket
+        t.refuse.push("broker.test")
+        acceptConnects(t, 2)
+        t.close()
+        t.onClose(new Error("link cut"))
+        // the QoS 1 message goes again, with DUP, to the backup broker
+        const again = (await t.waitSent(PacketType.Publish, 2, 5000))[1] as PublishPacket
+        expect(again.dup).toBe(true)
+        expect(again.packetId).toBe(first.packetId)
+        expect(c.currentServer().host).toBe("backup")
+        t.feed(encodeAck(PacketType.Puback, again.packetId))
+        const end = ds.millis() + 2000
+        while (!published && ds.millis() < end) await ds.sleep(5)
+        expect(published).toBe(true)
+        await c.disconnect()
     })
 })
