@@ -6,14 +6,15 @@ import { MQTTClient } from "../../src/index"
  *
  * 1. state before connect / after connect
  * 2. subscribes `base/in/s0/+` (QoS 0), `base/in/s1/#` (QoS 1),
- *    `base/in/+/s2` (QoS 2) and `base/ctl` (QoS 2), prints SUBSCRIBED
+ *    `base/in/+/s2` (QoS 2), `base/in/exact1` (QoS 1) and `base/ctl`
+ *    (QoS 2), prints SUBSCRIBED
  * 3. publishes `n` messages at each QoS, an empty payload at each QoS, a
  *    message at each QoS on a multi-byte UTF-8 topic, a `bigSize` payload at
  *    each QoS, then `base/out/end` (QoS 2); prints PUBLISHED
  * 4. prints every received message (IN ...) until `base/ctl` says END-IN;
  *    the big one is printed as length, first/last byte and a hash
- * 5. unsubscribes `base/in/s1/#`, prints UNSUBSCRIBED and waits for
- *    `base/ctl` SENTINEL
+ * 5. unsubscribes `base/in/s1/#`, prints UNSUBSCRIBED and waits for a
+ *    message "SENTINEL" (the test sends it on another filter)
  * 6. disconnects, prints the state and what calls do afterwards, DONE
  */
 export interface QosMatrixParams {
@@ -64,6 +65,7 @@ export async function main(p: QosMatrixParams) {
     })
     console.log(`STATE before=${c.getMqttsta()}`)
     let ctl = ""
+    let lastIn = ""
     let received = 0
     c.setCallback(async (topic, msg, info) => {
         received++
@@ -72,10 +74,13 @@ export async function main(p: QosMatrixParams) {
             console.log(`CTL ${ctl}`)
             return
         }
+        lastIn = msg.length > 256 ? "(big)" : msg.toString()
         const head = `IN ${topic} q=${info.qos} r=${info.retain ? 1 : 0} d=${info.dup ? 1 : 0} len=${msg.length}`
         if (msg.length > 256) {
             const h = await hash(msg)
-            console.log(`${head} first=${msg[0]} last=${msg[msg.length - 1]} hash=${h}`)
+            console.log(
+                `${head} first=${msg[0]} last=${msg[msg.length - 1]} hash=${h}`
+            )
         } else console.log(`${head} [${msg.toString()}]`)
     })
     const rc = await c.connect()
@@ -84,8 +89,9 @@ export async function main(p: QosMatrixParams) {
     const g0 = await c.subscribe(p.base + "/in/s0/+", 0)
     const g1 = await c.subscribe(p.base + "/in/s1/#", 1)
     const g2 = await c.subscribe(p.base + "/in/+/s2", 2)
+    const gx = await c.subscribe(p.base + "/in/exact1", 1)
     await c.subscribe(p.base + "/ctl", 2)
-    console.log(`GRANTED ${g0} ${g1} ${g2}`)
+    console.log(`GRANTED ${g0} ${g1} ${g2} ${gx}`)
     console.log("SUBSCRIBED")
 
     // device -> peer
@@ -93,7 +99,12 @@ export async function main(p: QosMatrixParams) {
         for (let i = 0; i < p.n; ++i)
             await c.publish(`${p.base}/out/q${q}/${i}`, `q${q}-${i}`, false, q)
         await c.publish(`${p.base}/out/empty/q${q}`, "", false, q)
-        await c.publish(`${p.base}/out/${p.utf8}/q${q}`, `${p.utf8} q${q}`, false, q)
+        await c.publish(
+            `${p.base}/out/${p.utf8}/q${q}`,
+            `${p.utf8} q${q}`,
+            false,
+            q
+        )
     }
     for (let q = 0; q <= 2; ++q) {
         let big = await bigPayload(p.bigSize)
@@ -111,7 +122,7 @@ export async function main(p: QosMatrixParams) {
     // unsubscribe
     await c.unsubscribe(p.base + "/in/s1/#")
     console.log("UNSUBSCRIBED")
-    while (ctl !== "SENTINEL") await c.waitMsg()
+    while (lastIn !== "SENTINEL") await c.waitMsg()
 
     // state after disconnect, calls on a disconnected client
     await c.disconnect()
