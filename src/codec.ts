@@ -211,7 +211,11 @@ export function encodeConnect(p: ConnectPacket): Buffer {
     const v311 = p.protocolVersion === ProtocolLevel.V311
     if (!v311 && p.protocolVersion !== ProtocolLevel.V31)
         fail(`protocol version must be 3 or 4, not ${p.protocolVersion}`)
-    const keepalive = p.keepalive || 0
+    // §3.1.2.10: a 16-bit word. Not `p.keepalive || 0`: DeviceScript 2.16.4
+    // treats every non-integer number as falsy, so 3.5 (or 1e10) would
+    // silently become 0 instead of being refused.
+    const keepalive =
+        p.keepalive === undefined || p.keepalive === null ? 0 : p.keepalive
     if (!(keepalive >= 0 && keepalive <= 65535 && (keepalive | 0) === keepalive))
         fail(`keepalive must be 0..65535 seconds, not ${keepalive}`)
     const idLen = stringBytes(p.clientId, "client id")
@@ -268,7 +272,8 @@ export function encodeConnect(p: ConnectPacket): Buffer {
 
 /** Encodes CONNACK (§3.2). */
 export function encodeConnack(sessionPresent: boolean, returnCode: number) {
-    if (!(returnCode >= 0 && returnCode <= 5))
+    // §3.2.2.3: one byte, 0..5; an integer (2.5 would be written as 2)
+    if (!(returnCode >= 0 && returnCode <= 5 && (returnCode | 0) === returnCode))
         fail(`CONNACK return code must be 0..5, not ${returnCode}`)
     // §3.2.2-4: a refusal never claims a session.
     if (returnCode !== 0 && sessionPresent)
