@@ -47,6 +47,15 @@ export class DeviceSocketTransport implements Transport {
     private openError: Error = null
     private opener: ds.Fiber = null
     private name = ""
+    /**
+     * Bumped by every open(). The runtime runs each socket event in a fiber
+     * of its own with the handler installed when the event happened, so an
+     * event of an earlier socket can run after the next open(): the handler
+     * carries its connection number and such stale events are ignored.
+     */
+    private conn = 0
+    /** why the runtime ended the socket (error event), for write() */
+    private closeError: Error = null
 
     async open(host: string, port: number, tls: boolean, timeoutMs: number) {
         const sockets = ds as DsSockets
@@ -55,8 +64,10 @@ export class DeviceSocketTransport implements Transport {
         this.live = true
         this.opened = false
         this.openError = null
+        this.closeError = null
         const self = this
-        sockets._socketOnEvent = (ev, arg) => self.event(ev, arg)
+        const conn = ++this.conn
+        sockets._socketOnEvent = (ev, arg) => self.event(conn, ev, arg)
         const r = sockets._socketOpen(host, tls ? -port : port)
         if (r !== 0) {
             this.live = false
@@ -77,8 +88,8 @@ export class DeviceSocketTransport implements Transport {
         if (f && f.suspended) f.resume(true)
     }
 
-    private event(ev: SocketEvent, arg?: Buffer | string) {
-        if (!this.live) return
+    private event(conn: number, ev: SocketEvent, arg?: Buffer | string) {
+        if (conn !== this.conn || !this.live) return
         try {
             if (ev === "data") {
                 if (this.onData) this.onData(arg as Buffer)
@@ -93,6 +104,7 @@ export class DeviceSocketTransport implements Transport {
                         ? null
                         : new Error(`${this.name}: closed while connecting`)
                 this.live = false
+                this.closeError = err
                 if (!this.opened) {
                     this.openError = err
                     this.wakeOpener()
@@ -110,6 +122,13 @@ export class DeviceSocketTransport implements Transport {
             if (!this.live) throw new Error(`${this.name}: not connected`)
             const r = sockets._socketWrite(data)
             if (r === 0) return
+            if (r === -100) {
+                // the runtime already dropped the socket (e.g. TLS
+                // verification failed after the TCP "open"); its event is
+                // queued: let it run and report its reason
+                for (let k = 0; k < 10 && this.live; ++k) await ds.sleep(1)
+                throw this.closeError || new Error(`${this.name}: connection closed`)
+            }
             if (r !== -1 || i >= WRITE_BUSY_RETRIES)
                 throw new Error(`${this.name}: write failed (error ${r})`)
             await ds.sleep(i < 10 ? 1 : 10) // busy: the stack's buffers are full
