@@ -8,10 +8,13 @@ import {
     SubackPacket,
     SUBACK_FAILURE,
     Will,
+    decodeFromServer,
     encodeAck,
     encodeConnect,
     encodeEmpty,
+    checkPublishTopic,
     encodePublish,
+    writePublish,
     encodeSubscribe,
     encodeUnsubscribe,
     packetName,
@@ -209,6 +212,9 @@ export class MQTTClient {
     private readonly subscriptions: { topic: string; qos: number }[] = []
     private pumping = false
     private writes = 0
+    /** the last topic that passed the checks, and its UTF-8 length */
+    private lastTopic: string = null
+    private lastTopicLen = 0
 
     /** set while connecting: the CONNACK or the failure that ends the attempt */
     private connack: ConnackPacket = null
@@ -285,7 +291,7 @@ export class MQTTClient {
             typeof o.password !== "string"
         )
             throw new TypeError("password must be a string")
-        this.framer = new FrameDecoder(this.maxPacketSize)
+        this.framer = new FrameDecoder(this.maxPacketSize, decodeFromServer)
         this.transport = o.transport || new DeviceSocketTransport()
         this.connectivity =
             o.connectivity !== undefined
@@ -398,7 +404,7 @@ export class MQTTClient {
         this.unwatch = null
         this.state = MQTTState.Error
         const err = new Error("disconnected")
-        this.session.failAll(err)
+        this.failInflight(err)
         this.failOutbox(err)
         this.incoming.insert(0, -this.incoming.length)
         this.progress.notify()
@@ -439,12 +445,26 @@ export class MQTTClient {
         retain = false,
         qos = 0
     ): Promise<void> {
-        this.checkUsable()
-        checkQosArg(qos)
-        const payload = toBuffer(msg, "msg")
+        // the hot path: checks inline, the topic checked once while it
+        // stays the same, one allocation, one write
+        if (this.disposed) this.checkUsable()
+        if (qos !== 0 && qos !== 1 && qos !== 2) checkQosArg(qos)
+        const payload = typeof msg === "string" ? Buffer.from(msg) : toBuffer(msg, "msg")
         let packet: Buffer
         try {
-            packet = encodePublish(topic, payload, qos, !!retain, false, qos ? 1 : 0)
+            if (topic !== this.lastTopic) {
+                this.lastTopicLen = checkPublishTopic(topic)
+                this.lastTopic = topic
+            }
+            packet = writePublish(
+                topic,
+                this.lastTopicLen,
+                payload,
+                qos,
+                !!retain,
+                false,
+                qos ? 1 : 0
+            )
         } catch (e) {
             throw argError("publish", e)
         }
@@ -453,12 +473,14 @@ export class MQTTClient {
                 `publish: packet of ${packet.length} bytes is larger than maxPacketSize ${this.maxPacketSize}`
             )
         const connected = this.state === MQTTState.Connected
-        if (!connected && !(this.reconn && this.state === MQTTState.Connecting))
-            throw new Error("publish: not connected")
         if (qos === 0 && connected && this.outbox.length === 0) {
-            await this.send(packet)
+            await this.transport.write(packet)
+            this.lastTx = ds.millis()
+            if (++this.writes % YIELD_EVERY_WRITES === 0) await ds.sleep(0)
             return
         }
+        if (!connected && !(this.reconn && this.state === MQTTState.Connecting))
+            throw new Error("publish: not connected")
         if (this.outbox.length >= this.maxQueued)
             throw new Error(
                 `publish: queue full (${this.outbox.length} messages waiting)`
@@ -781,7 +803,7 @@ export class MQTTClient {
                 if (m.qos === 0) {
                     m.state = OutState.Done
                     m.packet = null
-                    this.progress.notify()
+                    this.wake(m)
                 }
             }
         } finally {
@@ -789,29 +811,54 @@ export class MQTTClient {
         }
     }
 
-    /** Waits until `m` is acknowledged, failed or abandoned. */
+    /**
+     * Waits until `m` is acknowledged, failed or abandoned. Each message
+     * wakes only its own publisher: waking every waiter on every ack costs
+     * more than the ack itself.
+     */
     private async settled(m: OutMessage) {
-        while (!m.settled() && !m.error) await this.progress.wait(1000)
+        while (!m.settled() && !m.error) {
+            m.waiter = ds.Fiber.self()
+            await ds.suspend(1000)
+            m.waiter = null
+        }
         if (m.error) throw m.error
+    }
+
+    /** Resumes the publisher waiting for `m`, if any. */
+    private wake(m: OutMessage) {
+        const f = m.waiter
+        if (f && f.suspended) f.resume(true)
     }
 
     /** Rejects the waiting publishers; their messages stay for a later connect(false). */
     private abandonWaiters(err: Error) {
-        for (const m of this.session.inflight) m.error = err
-        for (const m of this.outbox) m.error = err
+        for (const m of this.session.inflight) {
+            m.error = err
+            this.wake(m)
+        }
+        for (const m of this.outbox) {
+            m.error = err
+            this.wake(m)
+        }
         this.session.failRequests(err)
     }
 
     /** After a loss the application starts a clean session: forget what it was told failed. */
     private dropAbandoned() {
-        this.session.failAll(this.lostError)
+        this.failInflight(this.lostError)
         this.failOutbox(this.lostError)
+    }
+
+    private failInflight(err: Error) {
+        for (const m of this.session.failAll(err)) this.wake(m)
     }
 
     private failOutbox(err: Error) {
         for (const m of this.outbox) {
             m.state = OutState.Failed
             m.error = err
+            this.wake(m)
         }
         this.outbox.insert(0, -this.outbox.length)
     }
@@ -864,7 +911,7 @@ export class MQTTClient {
                 return
             }
             if (!p) await this.rx.wait(5000)
-            else if (++handled % 4 === 0) await ds.sleep(0) // the VM's watchdog
+            else if (++handled % 8 === 0) await ds.sleep(0) // the VM's watchdog
         }
     }
 
@@ -873,13 +920,13 @@ export class MQTTClient {
         if (!this.connack && t !== PacketType.Connack)
             throw new ProtocolError(`${packetName(t)} before CONNACK`) // §3.2
         if (t === PacketType.Publish) await this.onPublish(p as PublishPacket)
-        else if (t === PacketType.Puback) {
-            if (this.session.onPuback((p as AckPacket).packetId)) this.acked()
-        } else if (t === PacketType.Pubrec)
+        else if (t === PacketType.Puback)
+            await this.acked(this.session.onPuback((p as AckPacket).packetId))
+        else if (t === PacketType.Pubrec)
             await this.send(this.session.onPubrec((p as AckPacket).packetId))
-        else if (t === PacketType.Pubcomp) {
-            if (this.session.onPubcomp((p as AckPacket).packetId)) this.acked()
-        } else if (t === PacketType.Pubrel)
+        else if (t === PacketType.Pubcomp)
+            await this.acked(this.session.onPubcomp((p as AckPacket).packetId))
+        else if (t === PacketType.Pubrel)
             await this.onPubrel((p as AckPacket).packetId)
         else if (t === PacketType.Suback || t === PacketType.Unsuback) {
             const granted = t === PacketType.Suback ? (p as SubackPacket).granted : []
@@ -893,14 +940,11 @@ export class MQTTClient {
         } else throw new ProtocolError(`unexpected ${packetName(t)} from the server`)
     }
 
-    /** An acknowledgement freed a place in the window. */
-    private acked() {
-        this.progress.notify()
-        const self = this
-        if (this.outbox.length > 0)
-            this.spawn(async () => {
-                await self.pump()
-            })
+    /** An acknowledgement settled `m` (null: unknown id) and freed a place in the window. */
+    private async acked(m: OutMessage) {
+        if (!m) return
+        this.wake(m)
+        if (this.outbox.length > 0) await this.pump()
     }
 
     private async onPublish(p: PublishPacket) {
@@ -962,7 +1006,7 @@ export class MQTTClient {
 
     private async acknowledgeDelivered(m: InMessage) {
         const p = m.p
-        if (this.state !== MQTTState.Connected) return
+        if (p.qos === 0 || this.state !== MQTTState.Connected) return
         try {
             if (p.qos === 1 && m.gen === this.gen)
                 await this.send(encodeAck(PacketType.Puback, p.packetId))

@@ -285,20 +285,31 @@ export function encodeConnack(sessionPresent: boolean, returnCode: number) {
 }
 
 /**
- * Encodes PUBLISH (§3.3). This is the hot path: one allocation, no objects.
- * A stored QoS 1/2 packet is sent again by setting its DUP bit (see `setDup`).
+ * Checks a topic name for PUBLISH (§3.3.2.1, §4.7): returns its UTF-8
+ * length. A client that publishes to the same topic again can skip this.
  */
-export function encodePublish(
+export function checkPublishTopic(topic: string) {
+    const n = stringBytes(topic, "topic")
+    checkTopicName(topic)
+    return n
+}
+
+/**
+ * Encodes PUBLISH (§3.3) whose topic already passed `checkPublishTopic`
+ * (`topicLen` is what it returned). The hot path: one allocation, no
+ * objects, few calls. A stored QoS 1/2 packet is sent again by setting its
+ * DUP bit (see `setDup`).
+ */
+export function writePublish(
     topic: string,
+    topicLen: number,
     payload: Buffer,
     qos: number,
     retain: boolean,
     dup: boolean,
     packetId: number
 ): Buffer {
-    checkQos(qos, "QoS")
-    const topicLen = stringBytes(topic, "topic")
-    checkTopicName(topic)
+    if (qos !== 0 && qos !== 1 && qos !== 2) checkQos(qos, "QoS")
     // §3.3.1.1: DUP is 0 for every QoS 0 message.
     if (qos === 0 && dup) fail("DUP needs QoS 1 or 2")
     let remaining = 2 + topicLen + payload.length
@@ -311,11 +322,42 @@ export function encodePublish(
         (dup ? 0x08 : 0) |
         (qos << 1) |
         (retain ? 0x01 : 0)
-    const buf = allocPacket(first, remaining)
-    let pos = writeString(buf, bodyStart(buf), topic, topicLen)
-    if (qos > 0) pos = writeU16(buf, pos, packetId)
+    if (remaining >= 0x80) {
+        const buf = allocPacket(first, remaining)
+        let pos = writeString(buf, bodyStart(buf), topic, topicLen)
+        if (qos > 0) pos = writeU16(buf, pos, packetId)
+        if (payload.length > 0) buf.blitAt(pos, payload, 0, payload.length)
+        return buf
+    }
+    // small packets (the common telemetry case) without helper calls
+    const buf = Buffer.alloc(2 + remaining)
+    buf[0] = first
+    buf[1] = remaining
+    buf[2] = topicLen >> 8
+    buf[3] = topicLen & 0xff
+    buf.blitAt(4, topic, 0, topicLen)
+    let pos = 4 + topicLen
+    if (qos > 0) {
+        buf[pos] = packetId >> 8
+        buf[pos + 1] = packetId & 0xff
+        pos += 2
+    }
     if (payload.length > 0) buf.blitAt(pos, payload, 0, payload.length)
     return buf
+}
+
+/** Encodes PUBLISH (§3.3), checking the topic. */
+export function encodePublish(
+    topic: string,
+    payload: Buffer,
+    qos: number,
+    retain: boolean,
+    dup: boolean,
+    packetId: number
+): Buffer {
+    checkQos(qos, "QoS")
+    const topicLen = checkPublishTopic(topic)
+    return writePublish(topic, topicLen, payload, qos, retain, dup, packetId)
 }
 
 /** Marks an encoded QoS 1/2 PUBLISH as a redelivery (§3.3.1.1), in place. */
@@ -455,20 +497,23 @@ export function encodePacket(p: Packet): Buffer {
  * whenever a field runs past the end.
  */
 class BodyReader {
-    pos = 0
-
     constructor(
         readonly buf: Buffer,
-        readonly what: string
+        /** the next byte to read */
+        public pos: number,
+        /** just past the body */
+        readonly end: number,
+        /** the packet type, named in error messages */
+        readonly type: number
     ) {}
 
     remaining() {
-        return this.buf.length - this.pos
+        return this.end - this.pos
     }
 
     need(n: number, field: string) {
-        if (this.pos + n > this.buf.length)
-            fail(`${this.what}: ${field} runs past the end of the packet`)
+        if (this.pos + n > this.end)
+            fail(`${packetName(this.type)}: ${field} runs past the end of the packet`)
     }
 
     u8(field: string) {
@@ -486,7 +531,7 @@ class BodyReader {
     packetId() {
         const id = this.u16("packet id")
         // §2.3.1: packet ids are non-zero.
-        if (id === 0) fail(`${this.what}: packet id 0`)
+        if (id === 0) fail(`${packetName(this.type)}: packet id 0`)
         return id
     }
 
@@ -505,21 +550,20 @@ class BodyReader {
         this.pos += n
         // §1.5.3: well-formed UTF-8 without U+0000, or the connection closes.
         const s = decodeUtf8(this.buf, start, this.pos)
-        if (s === null) fail(`${this.what}: ${field} is not well-formed UTF-8`)
+        if (s === null) fail(`${packetName(this.type)}: ${field} is not well-formed UTF-8`)
         return s
     }
 
+    /** The rest of the body: one copy, straight from the received bytes. */
     rest() {
-        const b = this.buf.slice(this.pos, this.buf.length)
-        this.pos = this.buf.length
+        const b = this.buf.slice(this.pos, this.end)
+        this.pos = this.end
         return b
     }
 
-    end() {
-        if (this.pos !== this.buf.length)
-            fail(
-                `${this.what}: ${this.buf.length - this.pos} unexpected bytes at the end`
-            )
+    finish() {
+        if (this.pos !== this.end)
+            fail(`${packetName(this.type)}: ${this.end - this.pos} unexpected bytes at the end`)
     }
 }
 
@@ -556,7 +600,10 @@ export function isWellFormedUtf8(buf: Buffer, start: number, end: number) {
 
 /** Name of a packet type for messages. */
 export function packetName(type: number) {
-    const names = [
+    return PACKET_NAMES[type & 15]
+}
+
+const PACKET_NAMES = [
         "reserved",
         "CONNECT",
         "CONNACK",
@@ -574,8 +621,6 @@ export function packetName(type: number) {
         "DISCONNECT",
         "reserved",
     ]
-    return names[type & 15]
-}
 
 /**
  * Checks the flag bits of the fixed header (§2.2.2): PUBLISH carries
@@ -644,7 +689,7 @@ function decodeConnect(r: BodyReader): ConnectPacket {
     }
     if (hasUser) p.username = r.string("user name")
     if (hasPassword) p.password = r.binary("password")
-    r.end()
+    r.finish()
     return p
 }
 
@@ -652,7 +697,7 @@ function decodeConnack(r: BodyReader): ConnackPacket {
     const ack = r.u8("acknowledge flags")
     if (ack & 0xfe) fail("CONNACK: reserved acknowledge flags set") // §3.2.2.1
     const returnCode = r.u8("return code")
-    r.end()
+    r.finish()
     if (returnCode > 5) fail(`CONNACK: unknown return code ${returnCode}`)
     const sessionPresent = (ack & 1) !== 0
     if (sessionPresent && returnCode !== 0)
@@ -723,9 +768,22 @@ function decodeUnsubscribe(r: BodyReader): UnsubscribePacket {
  * remaining length). Throws `ProtocolError` for anything the rules forbid.
  */
 export function decodePacket(first: number, body: Buffer): Packet {
-    checkFixedFlags(first)
-    const type: PacketType = first >> 4
-    const r = new BodyReader(body, packetName(type))
+    return decodePacketAt(first, body, 0, body.length)
+}
+
+/** Decodes a packet whose body is bytes [start, end) of a buffer. */
+export type PacketDecoder = (
+    first: number,
+    buf: Buffer,
+    start: number,
+    end: number
+) => Packet
+
+/**
+ * The packets both sides of a connection receive: PUBLISH, the acks,
+ * CONNACK, SUBACK, PINGRESP. Returns null for the others.
+ */
+function decodeShared(type: PacketType, first: number, r: BodyReader): Packet {
     if (type === PacketType.Publish) return decodePublish(first, r)
     if (
         type === PacketType.Puback ||
@@ -735,17 +793,59 @@ export function decodePacket(first: number, body: Buffer): Packet {
         type === PacketType.Unsuback
     ) {
         const packetId = r.packetId()
-        r.end()
+        r.finish()
         const ack: AckPacket = { type, packetId }
         return ack
     }
     if (type === PacketType.Connack) return decodeConnack(r)
     if (type === PacketType.Suback) return decodeSuback(r)
+    if (type === PacketType.Pingresp) {
+        r.finish()
+        const p: Packet = { type }
+        return p
+    }
+    return null
+}
+
+/**
+ * Decodes any of the fourteen packets whose body is bytes [start, end) of
+ * `buf`, so that a frame inside a received chunk is read in place: only its
+ * fields and payload are copied out.
+ */
+export function decodePacketAt(
+    first: number,
+    buf: Buffer,
+    start: number,
+    end: number
+): Packet {
+    checkFixedFlags(first)
+    const type: PacketType = first >> 4
+    const r = new BodyReader(buf, start, end, type)
+    const p = decodeShared(type, first, r)
+    if (p) return p
     if (type === PacketType.Connect) return decodeConnect(r)
     if (type === PacketType.Subscribe) return decodeSubscribe(r)
     if (type === PacketType.Unsubscribe) return decodeUnsubscribe(r)
-    // PINGREQ, PINGRESP, DISCONNECT
-    r.end()
-    const p: Packet = { type }
-    return p
+    // PINGREQ, DISCONNECT
+    r.finish()
+    const e: Packet = { type }
+    return e
+}
+
+/**
+ * Decodes what a server may send a client (§3.1 to §3.14): CONNECT,
+ * SUBSCRIBE, UNSUBSCRIBE, PINGREQ and DISCONNECT are protocol errors. The
+ * client uses it, so the server-side decoders stay out of its bytecode.
+ */
+export function decodeFromServer(
+    first: number,
+    buf: Buffer,
+    start: number,
+    end: number
+): Packet {
+    checkFixedFlags(first)
+    const type: PacketType = first >> 4
+    const p = decodeShared(type, first, new BodyReader(buf, start, end, type))
+    if (p) return p
+    return fail(`unexpected ${packetName(type)} from the server`)
 }

@@ -1,4 +1,4 @@
-import { MAX_REMAINING_LENGTH, Packet, decodePacket, packetName } from "./codec"
+import { MAX_REMAINING_LENGTH, Packet, PacketDecoder, packetName } from "./codec"
 import { ProtocolError } from "./errors"
 
 /**
@@ -25,8 +25,13 @@ export class FrameDecoder {
 
     /**
      * @param maxPacketSize largest whole packet accepted, header included
+     * @param decode `decodeFromServer` on a client, `decodePacketAt` for all
+     *     fourteen packets (only what is passed ends up in the bytecode)
      */
-    constructor(public maxPacketSize: number) {}
+    constructor(
+        public maxPacketSize: number,
+        readonly decode: PacketDecoder
+    ) {}
 
     /** Forgets everything buffered; use it for a new connection. */
     reset() {
@@ -78,19 +83,26 @@ export class FrameDecoder {
         let remaining = 0
         let multiplier = 1
         let headerLen = 1
-        for (;;) {
-            if (headerLen > 4)
-                throw new ProtocolError(
-                    "malformed remaining length: more than four bytes"
-                ) // §2.2.3
-            const b = this.peek(headerLen)
-            if (b < 0) return null
-            remaining += (b & 0x7f) * multiplier
-            multiplier *= 128
-            headerLen++
-            if ((b & 0x80) === 0) break
-        }
-        const first = this.peek(0)
+        const h = this.chunks[0]
+        const o = this.offset
+        if (o + 2 <= h.length && h[o + 1] < 0x80) {
+            // the common case, read in place: a length below 128
+            remaining = h[o + 1]
+            headerLen = 2
+        } else
+            for (;;) {
+                if (headerLen > 4)
+                    throw new ProtocolError(
+                        "malformed remaining length: more than four bytes"
+                    ) // §2.2.3
+                const b = this.peek(headerLen)
+                if (b < 0) return null
+                remaining += (b & 0x7f) * multiplier
+                multiplier *= 128
+                headerLen++
+                if ((b & 0x80) === 0) break
+            }
+        const first = h[o]
         const total = headerLen + remaining
         if (remaining > MAX_REMAINING_LENGTH || total > this.maxPacketSize)
             throw new ProtocolError(
@@ -98,15 +110,12 @@ export class FrameDecoder {
             )
         const head = this.chunks[0]
         if (this.offset + total <= head.length) {
-            // the common case: the whole frame is inside the first chunk
+            // the common case: the whole frame is inside the first chunk,
+            // decoded in place (a copy of a 16 KB body may not fit the heap)
             const start = this.offset + headerLen
-            const body =
-                remaining === 0
-                    ? head.slice(0, 0)
-                    : head.slice(start, start + remaining)
             this.advance(total)
             this.pending -= total
-            return decodePacket(first, body)
+            return this.decode(first, head, start, start + remaining)
         }
         // the frame spans chunks: assemble its body as bytes arrive
         this.advance(headerLen)
@@ -154,6 +163,6 @@ export class FrameDecoder {
         this.body = null
         this.filled = 0
         this.pending -= this.frameSize
-        return decodePacket(this.first, body)
+        return this.decode(this.first, body, 0, body.length)
     }
 }

@@ -1,3 +1,4 @@
+import * as ds from "@devicescript/core"
 import { PacketType, encodeAck, setDup } from "./codec"
 import { ProtocolError } from "./errors"
 
@@ -33,6 +34,8 @@ export class OutMessage {
     packet: Buffer
     /** where the packet id sits in `packet` */
     readonly idOffset: number
+    /** the publisher waiting for this message, woken when it settles */
+    waiter: ds.Fiber = null
 
     /**
      * @param packet the encoded PUBLISH; for QoS 1/2 its packet id is a

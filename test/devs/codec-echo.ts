@@ -11,6 +11,7 @@ import {
     SubackPacket,
     SubscribePacket,
     UnsubscribePacket,
+    decodePacketAt,
     encodePacket,
 } from "../../src/codec"
 import { FrameDecoder } from "../../src/framer"
@@ -166,7 +167,7 @@ function fromJson(o: any, raw: Raw): Packet {
  * (cut offsets, ascending); null when incomplete.
  */
 async function decodeChunks(data: Buffer, cuts: number[]) {
-    const f = new FrameDecoder(MAX_PACKET)
+    const f = new FrameDecoder(MAX_PACKET, decodePacketAt)
     let pos = 0
     let got: Packet = null
     for (let i = 0; i <= cuts.length; ++i) {
@@ -289,7 +290,7 @@ function decoded(p: Packet, left: number, pushes: number) {
 
 /** A DecodeStream request whose data is still arriving. */
 class Stream {
-    f = new FrameDecoder(MAX_PACKET)
+    f = new FrameDecoder(MAX_PACKET, decodePacketAt)
     got: Packet = null
     error: string = null
     pushes = 0
@@ -331,7 +332,7 @@ async function handle(sock: Socket, op: number, req: { data: Buffer }) {
     let parts: Buffer[] = []
     try {
         if (op === Op.Decode) {
-            const f = new FrameDecoder(MAX_PACKET)
+            const f = new FrameDecoder(MAX_PACKET, decodePacketAt)
             f.push(data)
             data = null
             const p = f.next()

@@ -4,6 +4,7 @@ import {
     AckPacket,
     ConnectPacket,
     FrameDecoder,
+    decodePacketAt,
     ManualConnectivity,
     MQTTClient,
     MQTTClientOptions,
@@ -32,7 +33,7 @@ class ScriptedTransport implements Transport {
     opens: string[] = []
     /** hosts whose connections are refused */
     refuse: string[] = []
-    private framer = new FrameDecoder(100000)
+    private framer = new FrameDecoder(100000, decodePacketAt)
 
     async open(host: string, port: number, tls: boolean, timeoutMs: number) {
         this.opens.push(`${host}:${port}`)

@@ -5,6 +5,7 @@ import {
     ConnackPacket,
     ConnectPacket,
     FrameDecoder,
+    decodePacketAt,
     Packet,
     PacketType,
     ProtocolError,
@@ -50,7 +51,7 @@ function hexOf(b: Buffer) {
 
 /** Decodes one whole encoded packet through the frame decoder. */
 function decodeOne(bytes: Buffer, max = 1000000): Packet {
-    const f = new FrameDecoder(max)
+    const f = new FrameDecoder(max, decodePacketAt)
     f.push(bytes)
     const p = f.next()
     if (!p) throw new Error("incomplete")
@@ -80,20 +81,20 @@ describe("remaining length", () => {
     test("largest values decode from their headers", () => {
         // 2,097,151 = ff ff 7f, and 268,435,455 = ff ff ff 7f: both refused
         // by size before any body byte, the message shows the decoded length
-        const f = new FrameDecoder(100)
+        const f = new FrameDecoder(100, decodePacketAt)
         f.push(frame([0x30, 0xff, 0xff, 0x7f]))
         contains(protocolError(() => f.next()), "2097155 bytes")
-        const g = new FrameDecoder(100)
+        const g = new FrameDecoder(100, decodePacketAt)
         g.push(frame([0x30, 0xff, 0xff, 0xff, 0x7f]))
         contains(protocolError(() => g.next()), "268435460 bytes")
     })
     test("a fifth length byte is an error", () => {
-        const f = new FrameDecoder(300000000)
+        const f = new FrameDecoder(300000000, decodePacketAt)
         f.push(frame([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]))
         contains(protocolError(() => f.next()), "more than four bytes")
     })
     test("after an error the decoder stays failed until reset", () => {
-        const f = new FrameDecoder(10)
+        const f = new FrameDecoder(10, decodePacketAt)
         f.push(frame([0x30, 0x7f]))
         protocolError(() => f.next())
         f.push(encodeEmpty(PacketType.Pingresp))
@@ -369,7 +370,7 @@ describe("frame decoder", () => {
         const parts: Buffer[] = []
         for (let i = 1; i <= 20; ++i) parts.push(encodeAck(PacketType.Puback, i))
         parts.push(encodePublish("t/x", Buffer.alloc(300), 1, false, false, 21))
-        const f = new FrameDecoder(1000)
+        const f = new FrameDecoder(1000, decodePacketAt)
         f.push(Buffer.concat(...parts))
         let n = 0
         let last: Packet = null
@@ -385,7 +386,7 @@ describe("frame decoder", () => {
     })
     test("one byte at a time", async () => {
         const b = encodePublish("t/y", Buffer.alloc(5000), 2, false, false, 3)
-        const f = new FrameDecoder(6000)
+        const f = new FrameDecoder(6000, decodePacketAt)
         let got: Packet = null
         for (let i = 0; i < b.length; ++i) {
             f.push(b.slice(i, i + 1))
@@ -397,7 +398,7 @@ describe("frame decoder", () => {
         expect((got as PublishPacket).payload.length).toBe(5000)
     })
     test("oversize is refused from the header alone", () => {
-        const f = new FrameDecoder(1024)
+        const f = new FrameDecoder(1024, decodePacketAt)
         // header of a 1 MB PUBLISH, no body
         f.push(frame([0x30, 0x80, 0x80, 0x40]))
         contains(protocolError(() => f.next()), "maximum packet size")
