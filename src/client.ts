@@ -623,7 +623,6 @@ export class MQTTClient {
                 rc
             )
         this.sessionPresent = this.connack.sessionPresent
-        if (!this.sessionPresent) this.session.clearInbound()
         this.state = MQTTState.Connected
         this.startKeepalive(gen)
         for (const b of this.session.resendPackets()) await this.send(b)
@@ -936,6 +935,9 @@ export class MQTTClient {
         else if (t === PacketType.Connack) {
             if (this.connack) throw new ProtocolError("a second CONNACK") // §3.2
             this.connack = p as ConnackPacket
+            // no session on the broker: forget incoming QoS 2 ids now, before
+            // the PUBLISHes that may follow the CONNACK in the same chunk
+            if (!this.connack.sessionPresent) this.session.clearInbound()
             this.progress.notify()
         } else throw new ProtocolError(`unexpected ${packetName(t)} from the server`)
     }

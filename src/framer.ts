@@ -68,7 +68,9 @@ export class FrameDecoder {
             const err =
                 e instanceof ProtocolError
                     ? e
-                    : new ProtocolError(`malformed packet: ${e}`)
+                    : new ProtocolError(
+                          `cannot take in the packet: ${(e as Error).message || e}`
+                      )
             this.failed = err
             this.chunks = []
             this.body = null

@@ -9,7 +9,7 @@ import { runDevice } from "../tools/sim.mjs"
 const COUNT = 120
 const CUT_AT = [30, 80]
 
-test(`reconn: true: ${COUNT} QoS 1 messages across ${CUT_AT.length} cuts, none lost`, async () => {
+test(`reconn: true: ${COUNT} QoS 1 messages across ${CUT_AT.length} cuts, none lost, subscriptions restored`, async () => {
     const broker = await startAedes()
     const peer = await connectPeer(broker.port)
     let dev
@@ -31,9 +31,12 @@ test(`reconn: true: ${COUNT} QoS 1 messages across ${CUT_AT.length} cuts, none l
             { port: broker.port, topic, count: COUNT },
             { timeoutMs: 60000 }
         )
+        const summary = await dev.waitFor(/^published /, 60000)
+        // the subscription made before the cuts still works: resubscribed
+        await peer.publishAsync(`${topic}/in`, "after the cuts", { qos: 1 })
+        await dev.waitFor("inbound after the cuts", 10000)
         const r = await dev.done
         assert.equal(r.code, 0, r.lines.slice(-20).join("\n"))
-        const summary = r.lines.find(l => l.startsWith("published"))
         assert.match(summary, new RegExp(`published ${COUNT} lost=2 back=2 state=0`))
         assert.equal(cuts.length, 2)
         await got.waitForCount(COUNT, 10000).catch(() => {})

@@ -474,3 +474,74 @@ describe("connectivity and failover", () => {
         await c.disconnect()
     })
 })
+
+describe("sessions across reconnects", () => {
+    test("a QoS 2 message resent after a reconnect is delivered once", async () => {
+        const t = new ScriptedTransport()
+        const c = new MQTTClient("unit", "broker.test", 0, {
+            transport: t,
+            reconnectDelay: 10,
+            reconnectMaxDelay: 20,
+        })
+        ;(async () => {
+            await t.waitSent(PacketType.Connect, 1)
+            t.feed(encodeConnack(false, 0))
+        }).start()
+        await c.connect(false)
+        let got = 0
+        c.setCallback(() => {
+            got++
+        })
+        t.feed(encodePublish("s/2", Buffer.from("once"), 2, false, false, 11))
+        await t.waitSent(PacketType.Pubrec, 1)
+        // the link drops before PUBREL; the broker keeps the session
+        const from = t.sent(PacketType.Connect).length + 1
+        ;(async () => {
+            await t.waitSent(PacketType.Connect, from, 5000)
+            t.feed(encodeConnack(true, 0))
+            // §4.4: the broker sends the PUBLISH again, with DUP
+            t.feed(encodePublish("s/2", Buffer.from("once"), 2, false, true, 11))
+            t.feed(encodeAck(PacketType.Pubrel, 11))
+        }).start()
+        t.close()
+        t.onClose(new Error("link cut"))
+        await t.waitSent(PacketType.Pubrec, 2, 5000)
+        await c.waitMsg()
+        const comp = (await t.waitSent(PacketType.Pubcomp, 1))[0] as AckPacket
+        expect(comp.packetId).toBe(11)
+        await c.checkMsg()
+        expect(got).toBe(1)
+        expect(c.sessionPresent).toBe(true)
+        await c.disconnect()
+    })
+    test("publishing while reconnecting queues; a full queue throws at once", async () => {
+        const { c, t } = await connected({
+            reconn: true,
+            maxQueued: 2,
+            reconnectDelay: 5000,
+            reconnectMaxDelay: 5000,
+        })
+        t.close()
+        t.onClose(new Error("link cut"))
+        expect(c.getMqttsta()).toBe(1)
+        let done = 0
+        let rejected = 0
+        for (let i = 0; i < 2; ++i)
+            (async () => {
+                try {
+                    await c.publish("q", "m", false, 1)
+                    done++
+                } catch (e) {
+                    rejected++
+                }
+            }).start()
+        await ds.sleep(20)
+        await throwsAtOnce(async () => await c.publish("q", "x", false, 0), "queue full")
+        expect(done).toBe(0)
+        await c.disconnect()
+        // disconnect() ends the queued publishes with an error
+        const end = ds.millis() + 2000
+        while (rejected < 2 && ds.millis() < end) await ds.sleep(5)
+        expect(rejected).toBe(2)
+    })
+})

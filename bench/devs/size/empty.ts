@@ -1,0 +1,2 @@
+// Size baseline: a program that does nearly nothing.
+console.log("hello")

@@ -1,0 +1,1073 @@
+#!/usr/bin/env node
+// The benchmark (issue 6). `npm run bench` starts one mosquitto on a free
+// port and measures, in the DeviceScript simulator:
+//   - the ceiling: a pre-encoded 64-byte-payload QoS 0 PUBLISH written
+//     straight through DeviceSocketTransport.write (the socket layer of the
+//     client), with a sleep(0) every 64 writes;
+//   - the built-in @devicescript/net MQTTClient publishing QoS 0;
+//   - this client: QoS 0, QoS 1 and QoS 2 publish rates (one fiber, and
+//     several fibers sharing the in-flight window), a paced inbound burst of
+//     10,000 QoS 0 messages delivered through waitMsg, connect() time;
+//   - the bytecode size of the seed's first example with each client;
+//   - once: a profile of the hot paths and a latency probe (see README).
+// Each measurement runs several times (interleaved); medians, ratios and
+// targets go to stdout and to bench/results/latest.json (+ a dated copy).
+//
+// Every rate counts only confirmed messages: those an MQTT.js subscriber
+// got (publishes), or the deliveries the device counted in its callback
+// and reported over MQTT (inbound burst). The time is the device's:
+// ds.millis() before the first and after the last publish/delivery.
+//
+//   npm run bench                         the default run (about 3 minutes)
+//   npm run bench -- --runs 5             more runs per measurement
+//   npm run bench -- --soak               the soak only (10 minutes)
+//   npm run bench -- --soak --soak-minutes 2
+//   node bench/run.mjs --help             every option
+//
+// Targets print PASS or MISS and never fail the process; a broken
+// measurement (a crash, a message that never arrived) exits 1.
+
+import { spawn } from "node:child_process"
+import {
+    existsSync,
+    mkdirSync,
+    readFileSync,
+    renameSync,
+    rmSync,
+    statSync,
+    writeFileSync,
+} from "node:fs"
+import { cpus, loadavg } from "node:os"
+import { join, relative, resolve } from "node:path"
+import {
+    buildDevs,
+    cliPath,
+    genDir,
+    repoRoot,
+    startDevice,
+    stripAnsi,
+    writeEntry,
+} from "../test/tools/sim.mjs"
+import { connectPeer, endPeer, startMosquitto } from "../test/tools/brokers.mjs"
+import { killPid, onExit, pidAlive, track } from "../test/tools/proc.mjs"
+
+const delay = ms => new Promise(r => setTimeout(r, ms))
+
+// ------------------------------------------------------------ options
+
+const USAGE = `usage: node bench/run.mjs [options]
+  --runs N              runs of each measurement (default 3)
+  --window W            in-flight window of the windowed phases: maxInflight
+                        and publishing fibers (default 8)
+  --ahead A             inbound burst: messages the peer keeps ahead of the
+                        device's last report, and the client's maxIncoming (128)
+  --ballast BYTES       the device programs hold this much heap (experiment, 0)
+  --only a,b,...        only these sections: ceiling,builtin,umqtt,profile,probe,sizes
+                        (results go to bench/results/partial.json)
+  --soak                the soak only: 100 msg/s each way, QoS 1
+  --soak-minutes M      soak duration (default 10)
+  --soak-rate R         messages per second each way (default 100)`
+
+const argv = process.argv.slice(2)
+const flag = name => argv.includes(name)
+
+/** A numeric option: `--name N`. */
+function option(name, def, { min = 1 } = {}) {
+    const i = argv.indexOf(name)
+    if (i < 0) return def
+    const v = Number(argv[i + 1])
+    if (!Number.isFinite(v) || v < min) {
+        console.error(`${name} needs a number >= ${min}\n${USAGE}`)
+        process.exit(2)
+    }
+    return v
+}
+
+if (flag("--help") || flag("-h")) {
+    console.log(USAGE)
+    process.exit(0)
+}
+
+const SECTIONS = ["ceiling", "builtin", "umqtt", "profile", "probe", "sizes"]
+const onlyArg = flag("--only") ? String(argv[argv.indexOf("--only") + 1] || "") : ""
+const ONLY = new Set(onlyArg ? onlyArg.split(",") : SECTIONS)
+for (const s of ONLY)
+    if (!SECTIONS.includes(s)) {
+        console.error(`--only: unknown section ${s}\n${USAGE}`)
+        process.exit(2)
+    }
+const want = s => ONLY.has(s)
+
+const RUNS = Math.round(option("--runs", 3))
+const PAYLOAD = 64
+
+/** Messages per measurement (a phase takes 1-10 s at today's rates). */
+const N = {
+    ceiling: 10000,
+    builtin: 2000,
+    q0: 10000,
+    q1s: 400,
+    q1w: 3000,
+    q2s: 200,
+    q2w: 1500,
+    inbound: 10000,
+    connects: 5,
+}
+/** The latency probe (run once): the same phases, the simulator kept awake. */
+const PROBE = { q1s: 200, q1w: 1000, q2s: 100, q2w: 500, connects: 5 }
+/** Iterations of each profile step (run once). */
+const PROFILE_N = 2000
+/** In-flight window of the windowed phases: maxInflight and as many fibers. */
+const WINDOW = Math.round(option("--window", 8))
+/** Yields: the ceiling every 64 writes (as in the notes), the built-in every 32 publishes. */
+const CEILING_YIELD = 64
+const BUILTIN_YIELD = 32
+/**
+ * Inbound pacing: the device reports its delivered count every REPORT
+ * messages (a QoS 0 publish on .../prog); the peer keeps at most AHEAD
+ * messages beyond the last report. The client's maxIncoming is AHEAD, so
+ * its queue can hold every message that can be in the simulator at once:
+ * none may be dropped, and the heap holds at most AHEAD x ~80 bytes of
+ * undelivered messages.
+ */
+const REPORT = 32
+const AHEAD = Math.round(option("--ahead", 128))
+/** Bytes every device program holds while it measures (experiment). */
+const BALLAST = Math.round(option("--ballast", 0, { min: 0 }))
+
+const TARGETS = {
+    q0VsCeiling: 0.7,
+    q0VsBuiltin: 10,
+    q1wVsCeiling: 0.4,
+    q2wVsCeiling: 0.25,
+    inboundVsQ0: 0.5,
+}
+
+const resultsDir = join(repoRoot, "bench", "results")
+/** Topics and client ids of this invocation: bench/<tag>/... */
+const tag = `b${Date.now().toString(36)}`
+
+// ------------------------------------------------------------ helpers
+
+function median(xs) {
+    const v = xs
+        .filter(x => typeof x === "number" && Number.isFinite(x))
+        .sort((a, b) => a - b)
+    if (v.length === 0) return null
+    const m = v.length >> 1
+    return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2
+}
+
+/** Parses `RESULT name k=v k=v ...` into { name, k: v }. */
+function parseResult(line) {
+    const m = /^RESULT (\S+)(.*)$/.exec(line)
+    if (!m) return null
+    const r = { name: m[1] }
+    for (const kv of m[2].trim().split(/\s+/)) {
+        const i = kv.indexOf("=")
+        if (i <= 0) continue
+        const v = kv.slice(i + 1)
+        r[kv.slice(0, i)] = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v
+    }
+    return r
+}
+
+const fmtRate = x => (x == null ? "-" : `${Math.round(x).toLocaleString("en-US")}/s`)
+const fmtRatio = x =>
+    x == null ? "-" : x >= 1 ? `${x.toFixed(1)}x` : `${(x * 100).toFixed(1)}%`
+const fmtMs = x => (x == null ? "-" : `${x} ms`)
+
+/** A text table; `align` is "l" or "r" per column (first column left). */
+function table(rows, align = []) {
+    const w = rows[0].map((_, i) => Math.max(...rows.map(r => String(r[i]).length)))
+    const cell = (c, i) =>
+        i === 0 || align[i] === "l" ? String(c).padEnd(w[i]) : String(c).padStart(w[i])
+    const lines = rows.map(r => r.map(cell).join("  ").trimEnd())
+    lines.splice(1, 0, w.map(n => "-".repeat(n)).join("  "))
+    return lines.join("\n")
+}
+
+function run(cmd, args) {
+    return new Promise(res => {
+        const c = spawn(cmd, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "ignore"] })
+        let out = ""
+        c.stdout.on("data", d => (out += d))
+        c.on("close", () => res(out.trim()))
+        c.on("error", () => res(""))
+    })
+}
+
+async function gitInfo() {
+    const [commit, dirty] = await Promise.all([
+        run("git", ["rev-parse", "--short", "HEAD"]),
+        run("git", ["status", "--porcelain", "src"]),
+    ])
+    return { commit, srcModified: dirty.length > 0 }
+}
+
+function writeResults(name, result) {
+    mkdirSync(resultsDir, { recursive: true })
+    const json = JSON.stringify(result, null, 2) + "\n"
+    writeFileSync(join(resultsDir, name), json)
+    if (name.includes("latest")) {
+        const stamp = result.date.replace(/:/g, "-").replace(/\..*$/, "")
+        writeFileSync(join(resultsDir, name.replace("latest", stamp)), json)
+    }
+}
+
+/**
+ * An MQTT.js peer counting the messages of `topics`, subscribed at QoS 1:
+ * QoS 1/2 publishes reach it acknowledged, none dropped by the broker.
+ */
+async function startCounter(port, topics) {
+    const peer = await connectPeer(port, { clientId: `bench-counter-${tag}` })
+    const counts = new Map()
+    const listeners = new Set()
+    peer.on("message", (topic, payload) => {
+        counts.set(topic, (counts.get(topic) || 0) + 1)
+        for (const l of [...listeners]) l(topic, payload)
+    })
+    await peer.subscribeAsync(Object.fromEntries(topics.map(t => [t, { qos: 1 }])))
+    return {
+        peer,
+        count: t => counts.get(t) || 0,
+        reset: () => counts.clear(),
+        on(fn) {
+            listeners.add(fn)
+            return () => listeners.delete(fn)
+        },
+        /** The count once it reaches n, or when nothing arrived for quietMs. */
+        async waitCount(t, n, quietMs = 3000, maxMs = 30000) {
+            const start = Date.now()
+            let last = -1
+            let lastChange = start
+            for (;;) {
+                const c = counts.get(t) || 0
+                if (c >= n) return c
+                if (c !== last) {
+                    last = c
+                    lastChange = Date.now()
+                }
+                if (Date.now() - lastChange > quietMs || Date.now() - start > maxMs) return c
+                await delay(10)
+            }
+        },
+    }
+}
+
+/** Runs a prebuilt program to its end with a hard time bound; kills it in finally. */
+async function runProgram(devs, { timeoutMs, onLine, label }) {
+    let dev
+    try {
+        dev = startDevice(devs, {
+            timeoutMs,
+            onLine: l => {
+                if (onLine) onLine(l, dev)
+            },
+        })
+        const r = await dev.done
+        const panic = r.output.find(l =>
+            /PANIC|InfiniteLoop|OutOfMemory|Unhandled exception/i.test(l)
+        )
+        const ok = r.code === 0 && r.lines.includes("BENCH_END") && !panic
+        const why = ok
+            ? null
+            : `${label}: exit code ${r.code}${r.timedOut ? " (timed out)" : ""}` +
+              `${panic ? `, ${panic}` : ""}; last lines:\n    ` +
+              r.output.slice(-12).join("\n    ")
+        return { ok, why, lines: r.lines }
+    } finally {
+        if (dev) await dev.kill()
+    }
+}
+
+const builds = async (module, params) =>
+    buildDevs(
+        await writeEntry(module, params, `bench-${module.split("/").pop().replace(".ts", "")}`)
+    )
+
+// ------------------------------------------------------------ bytecode size
+// `devs build --stats` writes the shared .devicescript/bin, so it runs inside
+// the same cross-process lock as test/tools/sim.mjs (an atomic mkdir of
+// test/.gen/build.lock with an owner file; stale when the owner is gone or
+// the lock is older than 3 minutes). sim.mjs does not export its lock, hence
+// this copy of the protocol.
+
+const lockDir = join(genDir, "build.lock")
+let holdingLock = false
+onExit(() => {
+    if (holdingLock) rmSync(lockDir, { recursive: true, force: true })
+})
+
+async function withBuildLock(fn) {
+    mkdirSync(genDir, { recursive: true })
+    const deadline = Date.now() + 300_000
+    for (;;) {
+        try {
+            mkdirSync(lockDir)
+            holdingLock = true
+            writeFileSync(join(lockDir, "owner"), `${process.pid}\n`)
+            break
+        } catch (e) {
+            if (e.code !== "EEXIST") throw e
+        }
+        let stale = false
+        try {
+            const age = Date.now() - statSync(lockDir).mtimeMs
+            let owner = 0
+            try {
+                owner = parseInt(readFileSync(join(lockDir, "owner"), "utf8"))
+            } catch {}
+            stale = owner ? !pidAlive(owner) || age > 180_000 : age > 10_000
+        } catch {}
+        if (stale) {
+            const tomb = `${lockDir}.stale-${process.pid}-${Date.now()}`
+            try {
+                renameSync(lockDir, tomb)
+                rmSync(tomb, { recursive: true, force: true })
+            } catch {}
+            continue
+        }
+        if (Date.now() > deadline)
+            throw new Error(`timed out waiting for the build lock ${lockDir}`)
+        await delay(50)
+    }
+    try {
+        return await fn()
+    } finally {
+        holdingLock = false
+        rmSync(lockDir, { recursive: true, force: true })
+    }
+}
+
+function runCollect(cmd, args, timeoutMs) {
+    return new Promise((res, rej) => {
+        const c = spawn(cmd, args, {
+            cwd: repoRoot,
+            detached: true,
+            stdio: ["ignore", "pipe", "pipe"],
+        })
+        track(c, `bench: ${args.slice(-2).join(" ")}`)
+        let out = ""
+        c.stdout.on("data", d => (out += d))
+        c.stderr.on("data", d => (out += d))
+        const t = setTimeout(() => killPid(c.pid), timeoutMs)
+        c.on("error", e => {
+            clearTimeout(t)
+            rej(e)
+        })
+        c.on("close", code => {
+            clearTimeout(t)
+            res({ code, output: stripAnsi(out) })
+        })
+    })
+}
+
+/** `devs build --stats entry` in the lock: .devs size and per-function sizes. */
+async function statsBuild(entry) {
+    const rel = relative(repoRoot, resolve(repoRoot, entry))
+    const bin = join(repoRoot, ".devicescript/bin")
+    return withBuildLock(async () => {
+        rmSync(join(bin, "bytecode.devs"), { force: true })
+        rmSync(join(bin, "bytecode-sizes.md"), { force: true })
+        const r = await runCollect(
+            process.execPath,
+            [cliPath, "--no-colors", "build", "--stats", rel],
+            120_000
+        )
+        if (r.code !== 0 || !existsSync(join(bin, "bytecode.devs")))
+            throw new Error(`devs build --stats ${rel} failed:\n${r.output}`)
+        const md = existsSync(join(bin, "bytecode-sizes.md"))
+            ? readFileSync(join(bin, "bytecode-sizes.md"), "utf8")
+            : ""
+        return { entry: rel, devsBytes: statSync(join(bin, "bytecode.devs")).size, ...parseSizes(md) }
+    })
+}
+
+/** Reads bytecode-sizes.md: totals and functions, largest first. */
+function parseSizes(md) {
+    const functions = []
+    const totals = {}
+    for (const line of md.split("\n")) {
+        const m = /^\s*(\d+)\s*\|\s*(`?)([^`|]+?)`?\s*(\||$)/.exec(line)
+        if (!m) continue
+        if (m[2]) functions.push({ name: m[3].trim(), size: Number(m[1]) })
+        else totals[m[3].trim()] = Number(m[1])
+    }
+    functions.sort((a, b) => b.size - a.size)
+    return {
+        total: totals["TOTAL"] ?? null,
+        functionTotal: totals["Function TOTAL"] ?? null,
+        dataTotal: totals["Data TOTAL"] ?? null,
+        functions,
+    }
+}
+
+// ------------------------------------------------------------ measurements
+
+/** A single-phase program (ceiling, built-in): RESULT line + peer count. */
+async function measureSimple(devs, counter, name, topic, label) {
+    counter.reset()
+    const r = await runProgram(devs, { timeoutMs: 90000, label })
+    const res = r.lines.map(parseResult).find(x => x && x.name === name)
+    if (!res) return { ok: false, why: r.why || `${label}: no RESULT line` }
+    const confirmed = await counter.waitCount(topic, res.n)
+    const ms = res.t1 - res.t0
+    return {
+        ok: r.ok && confirmed === res.n && !res.refused,
+        why: r.why || (confirmed !== res.n ? `${label}: ${confirmed}/${res.n} confirmed` : null),
+        sent: res.n,
+        confirmed,
+        ms,
+        rate: (confirmed * 1000) / ms,
+    }
+}
+
+/**
+ * One run of this client's program. The device prints READY, then a RESULT
+ * line per phase; after each, the runner waits for the peer's count and
+ * sends "next" on .../ctl, so phases never overlap at the broker. The
+ * inbound burst is pushed by `pub`, paced by the device's reports.
+ */
+async function measureUmqtt(devs, counter, pub, label) {
+    const base = `bench/${tag}`
+    counter.reset()
+    const phases = {}
+    const inbound = { sent: 0, reported: 0, dropped: 0, lastReportAt: 0, done: false }
+    let chain = Promise.resolve()
+    let stalled = null
+    let dev = null
+
+    const pump = () => {
+        while (inbound.sent < N.inbound && inbound.sent - inbound.reported < AHEAD) {
+            const b = Buffer.alloc(PAYLOAD)
+            b.writeUInt16BE(inbound.sent & 0xffff, 0) // the device checks the order
+            pub.publish(`${base}/in`, b, { qos: 0 })
+            inbound.sent++
+        }
+    }
+    const off = counter.on((topic, payload) => {
+        if (topic !== `${base}/prog`) return
+        const [got, dropped] = payload.toString().split(",").map(Number)
+        inbound.reported = Math.max(inbound.reported, got)
+        inbound.dropped = Math.max(inbound.dropped, dropped || 0)
+        inbound.lastReportAt = Date.now()
+        pump()
+    })
+    // a lost message would leave the device waiting forever: end the run
+    const watchdog = setInterval(() => {
+        if (dev && inbound.lastReportAt && !inbound.done && Date.now() - inbound.lastReportAt > 10000) {
+            stalled = `${label}: inbound burst stalled at ${inbound.reported}/${N.inbound} (dropped ${inbound.dropped})`
+            dev.kill()
+        }
+    }, 500)
+
+    const next = () => pub.publishAsync(`${base}/ctl`, "next", { qos: 1 }).catch(() => {})
+    const phaseDone = async res => {
+        if (res.name === "connect") {
+            // before READY: no "next" expected
+            const confirmed = await counter.waitCount(`${base}/conn`, res.n)
+            const list = v => String(v).split(",").map(Number)
+            // ms: connect() as a whole; connackMs: CONNECT written -> CONNACK arrived
+            phases.connect = {
+                ok: confirmed === res.n,
+                n: res.n,
+                confirmed,
+                ms: list(res.ms),
+                connackMs: list(res.mqtt),
+            }
+            return
+        }
+        const ms = res.t1 - res.t0
+        if (res.name === "in") {
+            inbound.done = true
+            // the device's last report (over MQTT) may trail its RESULT line
+            for (let i = 0; i < 300 && inbound.reported < res.n; i++) await delay(10)
+            const confirmed = inbound.reported
+            phases.in = {
+                ok: confirmed === N.inbound && res.dropped === 0 && res.disorder === 0,
+                sent: inbound.sent,
+                confirmed,
+                dropped: res.dropped,
+                disorder: res.disorder,
+                ms,
+                rate: (confirmed * 1000) / ms,
+            }
+        } else {
+            const confirmed = await counter.waitCount(`${base}/${res.name}`, res.n)
+            phases[res.name] = {
+                ok: confirmed === res.n && res.failures === 0,
+                sent: res.n,
+                confirmed,
+                failures: res.failures,
+                ms,
+                rate: (confirmed * 1000) / ms,
+            }
+        }
+        await delay(200) // let the broker finish the phase's traffic
+        await next()
+    }
+    const onLine = (line, d) => {
+        dev = d
+        if (line === "READY") chain = chain.then(next)
+        else if (line.startsWith("ERRORCB")) console.log(`#   ${label}: ${line}`)
+        else {
+            const res = parseResult(line)
+            if (res) chain = chain.then(() => phaseDone(res))
+        }
+    }
+    try {
+        const r = await runProgram(devs, { timeoutMs: 150000, onLine, label })
+        await chain
+        const bad = Object.entries(phases)
+            .filter(([, v]) => !v.ok)
+            .map(([k, v]) => `${label} ${k}: ${JSON.stringify(v)}`)
+        return {
+            ok: r.ok && !stalled && bad.length === 0,
+            why: [stalled || r.why, ...bad].filter(Boolean).join("; ") || null,
+            phases,
+        }
+    } finally {
+        clearInterval(watchdog)
+        off()
+    }
+}
+
+/** The profile program: microseconds per step of the hot paths. */
+async function measureProfile(devs) {
+    const r = await runProgram(devs, { timeoutMs: 120000, label: "profile" })
+    const steps = []
+    for (const l of r.lines) {
+        const m = /^PROF (\S+) n=(\d+) ms=(\d+) us=(\d+)/.exec(l)
+        if (m) steps.push({ name: m[1], n: +m[2], ms: +m[3], us: +m[4], what: PROFILE_NOTES[m[1]] || "" })
+        const w = /^PROFINFO (\S+) wakes per notify: ([\d.]+)/.exec(l)
+        const step = w && steps.find(x => x.name === w[1])
+        if (step) step.what += `; fibers woken per notify: ${w[2]}`
+    }
+    return { ok: r.ok, why: r.why, steps }
+}
+
+/** What each profile step (bench/devs/profile.ts) times. */
+const PROFILE_NOTES = {
+    "empty-loop": "a loop iteration (sleep(0) every 64)",
+    sleep0: "await ds.sleep(0) with nothing else runnable",
+    millis: "ds.millis(): a native call",
+    "alloc-packet": "Buffer.alloc of a PUBLISH's size",
+    "topic-bytelength": "topic.byteLength + indexOf: native",
+    "call-noop": "a call of an empty function: what any call or allocation costs",
+    "indexOf-plus": "topic.indexOf(\"+\"): native",
+    checkTopicName: "checkTopicName(topic)",
+    "alloc+blit": "Buffer.alloc + two blitAt: an encode by hand",
+    encodePublish: "encodePublish(topic, 64 B, QoS 0)",
+    "transport.write": "DeviceSocketTransport.write, pre-encoded: the ceiling's step",
+    "encode+write": "encodePublish + transport.write",
+    "client.send": "the client's send(): write + lastTx + yield counter",
+    "client.publish-q0": "MQTTClient.publish, QoS 0: the measured path",
+    "lean-publish-q0": "prototype: one call, cached topic header, one alloc, native write",
+    "coalesced-publish-q0": "prototype: the same, packed into 1 KB socket writes",
+    "signal-notify-1-waiters": "Signal.notify + one turn, 1 fiber waiting",
+    "signal-notify-8-waiters": "Signal.notify + one turn, 8 fibers waiting (a PUBACK, window 8)",
+    packetName: "packetName(): builds a 16-string array per call",
+    "slice+toString-topic": "slice + toString of the topic bytes",
+    "indexOf-fffd": "string indexOf of U+FFFD: native",
+    "decodeUtf8-topic": "decodeUtf8 of the topic",
+    "slice-payload": "slice of the payload",
+    "decodePacket-publish": "decodePacket of a QoS 0 PUBLISH",
+    "framer-next-publish": "FrameDecoder.next per PUBLISH, 32 per chunk: framing + decode",
+    "session-q1-flight+ack": "new OutMessage + Session.startFlight + onPuback, 7 others in flight",
+}
+
+// ------------------------------------------------------------ the default run
+
+async function bench() {
+    const t0 = Date.now()
+    const git = await gitInfo()
+    const mosq = await startMosquitto({
+        config: [
+            // the counting peer gets thousands of messages in a burst:
+            // queue them all, and keep many in flight to it at once
+            "max_queued_messages 1000000",
+            "max_inflight_messages 1000",
+        ],
+    })
+    const base = `bench/${tag}`
+    let counter, pub
+    const failures = []
+    try {
+        const topics = ["ceil", "builtin", "conn", "q0", "q1s", "q1w", "q2s", "q2w", "prog"]
+        counter = await startCounter(mosq.port, topics.map(t => `${base}/${t}`))
+        pub = await connectPeer(mosq.port, { clientId: `bench-pub-${tag}` })
+        console.log(
+            `# bench: mosquitto :${mosq.port}, tag ${tag}, ${RUNS} runs, window ${WINDOW}` +
+                `${BALLAST ? `, ballast ${BALLAST} B` : ""}; building...`
+        )
+
+        const port = mosq.port
+        const common = { port, tag, payloadSize: PAYLOAD }
+        const umqttParams = {
+            ...common,
+            phases: ["connect", "q0", "q1s", "q1w", "q2s", "q2w", "in"],
+            connects: N.connects,
+            q0: N.q0,
+            q1s: N.q1s,
+            q1w: N.q1w,
+            q2s: N.q2s,
+            q2w: N.q2w,
+            fibers: WINDOW,
+            maxInflight: WINDOW,
+            maxIncoming: AHEAD,
+            inbound: N.inbound,
+            report: REPORT,
+            ballast: BALLAST,
+        }
+        const devs = {}
+        if (want("ceiling"))
+            devs.ceiling = await builds("bench/devs/ceiling.ts", {
+                ...common,
+                count: N.ceiling,
+                yieldEvery: CEILING_YIELD,
+                ballast: BALLAST,
+            })
+        if (want("builtin"))
+            devs.builtin = await builds("bench/devs/builtin.ts", {
+                ...common,
+                count: N.builtin,
+                yieldEvery: BUILTIN_YIELD,
+                ballast: BALLAST,
+            })
+        if (want("umqtt")) devs.umqtt = await builds("bench/devs/umqtt.ts", umqttParams)
+        if (want("profile"))
+            devs.profile = await builds("bench/devs/profile.ts", { ...common, n: PROFILE_N })
+        if (want("probe"))
+            devs.probe = await builds("bench/devs/umqtt.ts", {
+                ...umqttParams,
+                ...PROBE,
+                phases: ["connect", "q1s", "q1w", "q2s", "q2w"],
+                maxIncoming: 16,
+                ticker: true,
+            })
+        const sizes = {}
+        if (want("sizes"))
+            for (const k of ["empty", "umqtt", "builtin"])
+                sizes[k] = await statsBuild(`bench/devs/size/${k}.ts`)
+        console.log(`# built in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+
+        // interleaved, so that the machine's load changes hit all alike
+        const skipped = { ok: true, skipped: true, phases: {} }
+        const runs = []
+        for (let i = 1; i <= RUNS; i++) {
+            const r = {
+                ceiling: devs.ceiling
+                    ? await measureSimple(devs.ceiling, counter, "ceiling", `${base}/ceil`, `ceiling run ${i}`)
+                    : skipped,
+                builtin: devs.builtin
+                    ? await measureSimple(devs.builtin, counter, "builtin", `${base}/builtin`, `built-in run ${i}`)
+                    : skipped,
+                umqtt: devs.umqtt ? await measureUmqtt(devs.umqtt, counter, pub, `umqtt run ${i}`) : skipped,
+            }
+            runs.push(r)
+            for (const k of ["ceiling", "builtin", "umqtt"]) if (!r[k].ok) failures.push(r[k].why)
+            const p = r.umqtt.phases
+            console.log(
+                `# run ${i}: ceiling ${fmtRate(r.ceiling.rate)}, built-in ${fmtRate(r.builtin.rate)}, ` +
+                    ["q0", "q1s", "q1w", "q2s", "q2w", "in"].map(k => `${k} ${fmtRate(p[k]?.rate)}`).join(", ") +
+                    `, connect ${p.connect ? p.connect.ms.join("/") + " ms" : "-"}` +
+                    ` (CONNECT->CONNACK ${p.connect ? p.connect.connackMs.join("/") + " ms" : "-"})`
+            )
+        }
+
+        // once: where the time goes, and the client with the simulator kept awake
+        const profile = devs.profile ? await measureProfile(devs.profile) : { ok: true, steps: [] }
+        if (!profile.ok) failures.push(profile.why)
+        const probe = devs.probe
+            ? await measureUmqtt(devs.probe, counter, pub, "latency probe")
+            : { ok: true, phases: {} }
+        if (!probe.ok) failures.push(probe.why)
+
+        const rateOf = (r, k) => (k === "ceiling" || k === "builtin" ? r[k] : r.umqtt.phases[k])?.rate
+        const med = {}
+        for (const k of ["ceiling", "builtin", "q0", "q1s", "q1w", "q2s", "q2w", "in"])
+            med[k] = median(runs.map(r => rateOf(r, k)))
+        const connectMs = runs.flatMap(r => r.umqtt.phases.connect?.ms || [])
+        med.connectMs = median(connectMs)
+        const connackMs = runs.flatMap(r => r.umqtt.phases.connect?.connackMs || [])
+        med.connackMs = median(connackMs)
+        const div = (a, b) => (a == null || b == null || b === 0 ? null : a / b)
+        const ratios = {
+            q0VsCeiling: div(med.q0, med.ceiling),
+            q0VsBuiltin: div(med.q0, med.builtin),
+            q1wVsCeiling: div(med.q1w, med.ceiling),
+            q2wVsCeiling: div(med.q2w, med.ceiling),
+            inboundVsQ0: div(med.in, med.q0),
+            q1wVsQ1s: div(med.q1w, med.q1s),
+            q2wVsQ2s: div(med.q2w, med.q2s),
+        }
+        const allInbound =
+            runs.length > 0 &&
+            runs.every(r => r.umqtt.phases.in?.confirmed === N.inbound && r.umqtt.phases.in.dropped === 0)
+        const targets = [
+            ["QoS 0 publish >= 70% of the ceiling", ratios.q0VsCeiling, TARGETS.q0VsCeiling],
+            ["QoS 0 publish >= 10x the built-in client", ratios.q0VsBuiltin, TARGETS.q0VsBuiltin],
+            ["QoS 1 with the window >= 40% of the ceiling", ratios.q1wVsCeiling, TARGETS.q1wVsCeiling],
+            ["QoS 2 with the window >= 25% of the ceiling", ratios.q2wVsCeiling, TARGETS.q2wVsCeiling],
+            [
+                `inbound burst: all ${N.inbound} delivered in every run, at >= 50% of the QoS 0 publish rate`,
+                ratios.inboundVsQ0,
+                TARGETS.inboundVsQ0,
+                allInbound,
+            ],
+        ].map(([name, value, threshold, extra = true]) => ({
+            name,
+            value,
+            threshold,
+            ...(name.startsWith("inbound") ? { allDelivered: extra } : {}),
+            pass: value != null && value >= threshold && extra,
+        }))
+
+        const sizeSummary = !want("sizes")
+            ? null
+            : {
+                  emptyDevs: sizes.empty.devsBytes,
+                  umqttAppDevs: sizes.umqtt.devsBytes,
+                  builtinAppDevs: sizes.builtin.devsBytes,
+                  umqttClientBytes: sizes.umqtt.devsBytes - sizes.empty.devsBytes,
+                  builtinClientBytes: sizes.builtin.devsBytes - sizes.empty.devsBytes,
+                  umqttApp: {
+                      total: sizes.umqtt.total,
+                      functions: sizes.umqtt.functionTotal,
+                      data: sizes.umqtt.dataTotal,
+                  },
+                  builtinApp: {
+                      total: sizes.builtin.total,
+                      functions: sizes.builtin.functionTotal,
+                      data: sizes.builtin.dataTotal,
+                  },
+                  umqttFunctions: sizes.umqtt.functions,
+              }
+
+        printReport({ med, ratios, targets, sizeSummary, runs, connectMs, connackMs, profile, probe })
+        if (failures.length) {
+            console.log("\nBROKEN MEASUREMENTS (not counted as figures):")
+            for (const f of failures) console.log(`  - ${f}`)
+        }
+
+        const result = {
+            date: new Date().toISOString(),
+            tag,
+            git,
+            node: process.version,
+            machine: { cpus: cpus().length, loadavg: loadavg().map(x => +x.toFixed(2)) },
+            config: {
+                runs: RUNS,
+                payloadBytes: PAYLOAD,
+                messages: N,
+                window: WINDOW,
+                ceilingYieldEvery: CEILING_YIELD,
+                builtinYieldEvery: BUILTIN_YIELD,
+                inboundReportEvery: REPORT,
+                inboundAhead: AHEAD,
+                maxIncoming: AHEAD,
+                ballastBytes: BALLAST,
+                sections: [...ONLY],
+            },
+            timed: {
+                publish:
+                    "device ds.millis() from before the first publish/write to after the last one " +
+                    "resolved (QoS 0: written to the socket; QoS 1/2: PUBACK/PUBCOMP, all fibers " +
+                    "done); rate = messages counted by the peer subscriber / that time",
+                inbound:
+                    "device ds.millis() from the 'go' report (the peer starts sending on it) until " +
+                    "the callback got message 10000 through waitMsg; rate = deliveries counted by " +
+                    "the device and reported over MQTT / that time",
+                connect:
+                    "device ds.millis() around connect() of a fresh client (TCP open + CONNECT -> " +
+                    "CONNACK); connackMs: from open() resolving (the client writes CONNECT next) to " +
+                    "the first bytes received (CONNACK), through a timing wrapper passed as the " +
+                    "client's transport option",
+            },
+            medians: med,
+            ratios,
+            targets,
+            sizes: sizeSummary,
+            profile: profile.steps,
+            latencyProbe: {
+                what:
+                    "this client with a fiber sleeping 1 ms in a loop, so the simulator never " +
+                    "idles for its 10 ms quantum (informational, one run)",
+                phases: probe.phases,
+            },
+            runs,
+            failures,
+            durationSec: Math.round((Date.now() - t0) / 1000),
+        }
+        const file = ONLY.size === SECTIONS.length ? "latest.json" : "partial.json"
+        writeResults(file, result)
+        console.log(`\n# ${result.durationSec} s; results in bench/results/${file}`)
+        return failures.length ? 1 : 0
+    } finally {
+        if (pub) await endPeer(pub)
+        if (counter) await endPeer(counter.peer)
+        await mosq.close()
+    }
+}
+
+function printReport({ med, ratios, targets, sizeSummary, runs, connectMs, connackMs, profile, probe }) {
+    const of = (r, k) => (k === "ceiling" || k === "builtin" ? r[k] : r.umqtt.phases[k])
+    const perRun = k => runs.map(r => (of(r, k)?.rate == null ? "-" : Math.round(of(r, k).rate))).join(" / ")
+    const confirmed = k =>
+        runs.map(r => (of(r, k)?.confirmed == null ? "-" : `${of(r, k).confirmed}/${of(r, k).sent}`)).join(" ")
+    const row = (label, k) => [label, fmtRate(med[k]), perRun(k), confirmed(k)]
+    const w = `${WINDOW} fibers, maxInflight ${WINDOW}`
+    console.log(
+        `\nRates, median of ${runs.length} runs, ${PAYLOAD}-byte payloads; confirmed = counted by the` +
+            ` peer subscriber / sent\n(inbound: delivered to the callback, counted by the device and reported over MQTT)\n`
+    )
+    console.log(
+        table([
+            ["measurement", "median", "per run", "confirmed per run"],
+            row("ceiling: pre-encoded QoS 0 PUBLISH, DeviceSocketTransport.write", "ceiling"),
+            row("built-in @devicescript/net MQTTClient, QoS 0", "builtin"),
+            row("umqtt QoS 0 publish", "q0"),
+            row("umqtt QoS 1 publish, one fiber", "q1s"),
+            row(`umqtt QoS 1 publish, window (${w})`, "q1w"),
+            row("umqtt QoS 2 publish, one fiber", "q2s"),
+            row(`umqtt QoS 2 publish, window (${w})`, "q2w"),
+            row(`umqtt inbound burst, ${N.inbound} QoS 0 via waitMsg`, "in"),
+            ["umqtt connect(), whole: TCP open + CONNECT->CONNACK", fmtMs(med.connectMs), connectMs.join(","), ""],
+            ["umqtt connect(), CONNECT written -> CONNACK arrived", fmtMs(med.connackMs), connackMs.join(","), ""],
+        ])
+    )
+    console.log("\nRatios (of the medians)\n")
+    console.log(
+        table([
+            ["ratio", "value"],
+            ["umqtt QoS 0 / ceiling", fmtRatio(ratios.q0VsCeiling)],
+            ["umqtt QoS 0 / built-in QoS 0", fmtRatio(ratios.q0VsBuiltin)],
+            ["umqtt QoS 1 windowed / ceiling", fmtRatio(ratios.q1wVsCeiling)],
+            ["umqtt QoS 2 windowed / ceiling", fmtRatio(ratios.q2wVsCeiling)],
+            ["inbound burst / umqtt QoS 0 publish", fmtRatio(ratios.inboundVsQ0)],
+            ["QoS 1 windowed / one fiber", fmtRatio(ratios.q1wVsQ1s)],
+            ["QoS 2 windowed / one fiber", fmtRatio(ratios.q2wVsQ2s)],
+        ])
+    )
+    if (sizeSummary) {
+        console.log("\nBytecode: the seed's first example (bench/devs/size/); client = app - empty program\n")
+        console.log(
+            table([
+                ["program", ".devs bytes", "client bytes"],
+                ["empty program", sizeSummary.emptyDevs, ""],
+                ["seed example with umqtt", sizeSummary.umqttAppDevs, sizeSummary.umqttClientBytes],
+                ["seed example with @devicescript/net", sizeSummary.builtinAppDevs, sizeSummary.builtinClientBytes],
+            ])
+        )
+        const top = sizeSummary.umqttFunctions.slice(0, 8).map(f => `${f.name} ${f.size}`)
+        console.log(
+            `  umqtt app: ${sizeSummary.umqttApp.functions} B of functions, ${sizeSummary.umqttApp.data} B ` +
+                `of data (strings); largest: ${top.join(", ")}`
+        )
+    }
+    const pp = probe.phases || {}
+    if (Object.keys(pp).length) {
+        console.log(
+            "\nLatency probe (one run): when every fiber waits, the simulator sleeps up to 10 ms before it" +
+                "\nlooks at the socket again; a fiber sleeping 1 ms in a loop keeps it awake. Round-trip-bound" +
+                "\nrates move, CPU-bound ones do not.\n"
+        )
+        console.log(
+            table([
+                ["measurement", "default", "kept awake"],
+                ["umqtt QoS 1 publish, one fiber", fmtRate(med.q1s), fmtRate(pp.q1s?.rate)],
+                [`umqtt QoS 1 publish, window of ${WINDOW}`, fmtRate(med.q1w), fmtRate(pp.q1w?.rate)],
+                ["umqtt QoS 2 publish, one fiber", fmtRate(med.q2s), fmtRate(pp.q2s?.rate)],
+                [`umqtt QoS 2 publish, window of ${WINDOW}`, fmtRate(med.q2w), fmtRate(pp.q2w?.rate)],
+                ["umqtt connect(), whole", fmtMs(med.connectMs), fmtMs(pp.connect ? median(pp.connect.ms) : null)],
+                ["umqtt connect(), CONNECT -> CONNACK", fmtMs(med.connackMs), fmtMs(pp.connect ? median(pp.connect.connackMs) : null)],
+            ])
+        )
+    }
+    if (profile.steps.length) {
+        console.log("\nProfile (one run): microseconds per step, each step timed alone\n")
+        console.log(table([["step", "us", "what"], ...profile.steps.map(x => [x.name, x.us, x.what])], ["l", "r", "l"]))
+    }
+    console.log("\nTargets\n")
+    for (const t of targets)
+        console.log(
+            `  ${t.pass ? "PASS" : "MISS"}  ${t.name}: ${fmtRatio(t.value)}` +
+                `${t.allDelivered === false ? " (not all delivered)" : ""}`
+        )
+}
+
+// ------------------------------------------------------------ the soak
+
+async function soak() {
+    const minutes = option("--soak-minutes", 10, { min: 0.1 })
+    const rate = Math.round(option("--soak-rate", 100))
+    const seconds = Math.max(10, Math.round(minutes * 60))
+    const fibers = 4 // QoS 1 publishes in flight at once: a slow PUBACK delays one slot
+    const sampleMs = Math.max(2000, Math.min(30000, Math.round((seconds * 1000) / 40)))
+    const t0 = Date.now()
+    const git = await gitInfo()
+    const mosq = await startMosquitto({
+        config: ["max_queued_messages 1000000", "max_inflight_messages 100"],
+    })
+    const base = `bench/${tag}/soak`
+    let counter, pub, feeder
+    try {
+        counter = await startCounter(mosq.port, [`${base}/out`])
+        pub = await connectPeer(mosq.port, { clientId: `bench-soakpub-${tag}` })
+        const devs = await builds("bench/devs/soak.ts", {
+            port: mosq.port,
+            tag,
+            seconds,
+            rate,
+            payloadSize: PAYLOAD,
+            sampleMs,
+            allocSize: 16384,
+            fibers,
+        })
+        console.log(
+            `# soak: ${seconds} s, ${rate} msg/s each way (QoS 1), a sample every ${sampleMs / 1000} s`
+        )
+        const samples = []
+        let peerSent = 0
+        let peerAcked = 0
+        let feedStart = 0
+        const feed = () => {
+            // QoS 1 to the device at `rate`/s by the clock, for `seconds`
+            const due = Math.min(seconds * rate, Math.floor(((Date.now() - feedStart) * rate) / 1000))
+            while (peerSent < due) {
+                const b = Buffer.alloc(PAYLOAD)
+                b.writeUInt32LE(peerSent, 0) // the device checks the order
+                pub.publishAsync(`${base}/in`, b, { qos: 1 }).then(() => peerAcked++, () => {})
+                peerSent++
+            }
+        }
+        const r = await runProgram(devs, {
+            timeoutMs: seconds * 1000 + 60000,
+            label: "soak",
+            onLine(line) {
+                if (line === "SOAK_READY") {
+                    feedStart = Date.now()
+                    feeder = setInterval(feed, 20)
+                } else if (line.startsWith("SAMPLE ")) {
+                    const s = {}
+                    for (const kv of line.slice(7).split(" ")) {
+                        const [k, v] = kv.split("=")
+                        s[k] = Number(v)
+                    }
+                    s.peerSent = peerSent
+                    s.peerReceived = counter.count(`${base}/out`)
+                    samples.push(s)
+                    console.log(
+                        `#  t=${(s.t / 1000).toFixed(0)}s sent=${s.sent} behind=${s.behind} recv=${s.recv} ` +
+                            `outbox=${s.outbox} incoming=${s.incoming} inflight=${s.inflight} q2=${s.q2} ` +
+                            `alloc16k=${s.alloc ? "ok" : "FAIL"}`
+                    )
+                } else if (/^(ERRORCB|WAITMSG)/.test(line)) console.log(`#  ${line}`)
+            },
+        })
+        clearInterval(feeder)
+        feeder = null
+        const end = r.lines
+            .map(l => /^SOAK_END sent=(\d+) recv=(\d+) pubErrors=(\d+)/.exec(l))
+            .find(Boolean)
+        const devSent = end ? +end[1] : null
+        const devRecv = end ? +end[2] : null
+        const peerReceived = await counter.waitCount(`${base}/out`, devSent || 0)
+        const expected = seconds * rate
+
+        // "no growth": a queue at a sampling instant holds what is in flight
+        // then (a few messages at 100/s); growth = the last third's maximum
+        // clearly above the first third's, or a last sample above a window
+        const keys = ["outbox", "incoming", "inflight", "q2"]
+        const third = Math.max(1, Math.floor(samples.length / 3))
+        const growth = {}
+        for (const k of keys) {
+            growth[k] = {
+                first: samples[0]?.[k],
+                last: samples[samples.length - 1]?.[k],
+                earlyMax: Math.max(...samples.slice(0, third).map(s => s[k])),
+                lateMax: Math.max(...samples.slice(-third).map(s => s[k])),
+            }
+        }
+        const grew = keys.filter(
+            k => growth[k].lateMax > Math.max(growth[k].earlyMax * 2, 8) || growth[k].last > 8
+        )
+        const checks = [
+            { name: "no panic, the program ended normally", pass: r.ok },
+            {
+                name: `the device published ${expected} QoS 1, all acknowledged and counted by the peer`,
+                pass: devSent === expected && peerReceived === expected,
+                value: `${devSent} acknowledged, ${peerReceived} at the peer`,
+            },
+            {
+                name: `the device received all ${expected} the peer published`,
+                pass: devRecv === peerSent && peerSent === expected,
+                value: `${devRecv}/${peerSent}`,
+            },
+            {
+                name: `the device kept the schedule: at most ${rate} messages (1 s) behind at every sample`,
+                pass: samples.length > 0 && samples.every(s => s.behind <= rate),
+                value: `most behind: ${Math.max(...samples.map(s => s.behind))}`,
+            },
+            {
+                name: "no growth in the client's queues (outbox, incoming, inflight, inboundQos2)",
+                pass: grew.length === 0 && samples.length >= 3,
+                value: grew.length ? `grew: ${grew.join(", ")}` : "flat",
+            },
+            {
+                name: "a 16 KB Buffer.alloc succeeded at every sample",
+                pass: samples.length > 0 && samples.every(s => s.alloc === 1),
+            },
+            {
+                name: "nothing dropped or out of order",
+                pass: samples.every(s => !s.dropped && !s.disorder),
+            },
+        ]
+        console.log("\nSoak\n")
+        for (const c of checks)
+            console.log(`  ${c.pass ? "PASS" : "FAIL"}  ${c.name}${c.value ? `: ${c.value}` : ""}`)
+        console.log(
+            "  queues, first -> last sample (max in the first / last third): " +
+                keys
+                    .map(k => `${k} ${growth[k].first}->${growth[k].last} (${growth[k].earlyMax}/${growth[k].lateMax})`)
+                    .join(", ")
+        )
+        if (!r.ok) console.log(`  ${r.why}`)
+        const result = {
+            date: new Date().toISOString(),
+            tag,
+            git,
+            node: process.version,
+            config: { seconds, rate, qos: 1, publishFibers: fibers, sampleMs, payloadBytes: PAYLOAD, allocBytes: 16384 },
+            checks,
+            growth,
+            devSent,
+            devRecv,
+            peerSent,
+            peerAcked,
+            peerReceived,
+            samples,
+            why: r.why,
+            durationSec: Math.round((Date.now() - t0) / 1000),
+        }
+        writeResults("soak-latest.json", result)
+        console.log("\n# results in bench/results/soak-latest.json")
+        return checks.every(c => c.pass) ? 0 : 1
+    } finally {
+        if (feeder) clearInterval(feeder)
+        if (pub) await endPeer(pub)
+        if (counter) await endPeer(counter.peer)
+        await mosq.close()
+    }
+}
+
+// ------------------------------------------------------------ main
+
+let code = 1
+try {
+    code = flag("--soak") ? await soak() : await bench()
+} catch (e) {
+    console.error(e && e.stack ? e.stack : e)
+}
+process.exit(code)
