@@ -554,13 +554,6 @@ class BodyReader {
         return s
     }
 
-    /** The rest of the body: one copy, straight from the received bytes. */
-    rest() {
-        const b = this.buf.slice(this.pos, this.end)
-        this.pos = this.end
-        return b
-    }
-
     finish() {
         if (this.pos !== this.end)
             fail(`${packetName(this.type)}: ${this.end - this.pos} unexpected bytes at the end`)
@@ -705,18 +698,40 @@ function decodeConnack(r: BodyReader): ConnackPacket {
     return { type: PacketType.Connack, sessionPresent, returnCode }
 }
 
-function decodePublish(first: number, r: BodyReader): PublishPacket {
+/**
+ * Decodes PUBLISH (§3.3) read in place from bytes [start, end): the hot path
+ * of receiving, so without a BodyReader and with as few calls as it can.
+ */
+function decodePublish(
+    first: number,
+    buf: Buffer,
+    start: number,
+    end: number
+): PublishPacket {
     const qos = (first >> 1) & 3
-    const topic = r.string("topic")
+    if (start + 2 > end) fail("PUBLISH: topic runs past the end of the packet")
+    const topicEnd = start + 2 + ((buf[start] << 8) | buf[start + 1])
+    if (topicEnd > end) fail("PUBLISH: topic runs past the end of the packet")
+    // §1.5.3: well-formed UTF-8 without U+0000, or the connection closes.
+    const topic = decodeUtf8(buf, start + 2, topicEnd)
+    if (topic === null) fail("PUBLISH: topic is not well-formed UTF-8")
     if (topic.length === 0) fail("PUBLISH: empty topic") // §4.7.3-1
     // §3.3.2-2: no wildcards in a topic name.
     if (topic.indexOf("+") >= 0 || topic.indexOf("#") >= 0)
         fail("PUBLISH: wildcard in topic name")
-    const packetId = qos > 0 ? r.packetId() : 0
+    let pos = topicEnd
+    let packetId = 0
+    if (qos > 0) {
+        if (pos + 2 > end)
+            fail("PUBLISH: packet id runs past the end of the packet")
+        packetId = (buf[pos] << 8) | buf[pos + 1]
+        if (packetId === 0) fail("PUBLISH: packet id 0") // §2.3.1
+        pos += 2
+    }
     return {
         type: PacketType.Publish,
         topic,
-        payload: r.rest(),
+        payload: buf.slice(pos, end),
         qos,
         retain: (first & 0x01) !== 0,
         dup: (first & 0x08) !== 0,
@@ -783,8 +798,14 @@ export type PacketDecoder = (
  * The packets both sides of a connection receive: PUBLISH, the acks,
  * CONNACK, SUBACK, PINGRESP. Returns null for the others.
  */
-function decodeShared(type: PacketType, first: number, r: BodyReader): Packet {
-    if (type === PacketType.Publish) return decodePublish(first, r)
+function decodeShared(
+    type: PacketType,
+    first: number,
+    buf: Buffer,
+    start: number,
+    end: number
+): Packet {
+    if (type === PacketType.Publish) return decodePublish(first, buf, start, end)
     if (
         type === PacketType.Puback ||
         type === PacketType.Pubrec ||
@@ -792,15 +813,22 @@ function decodeShared(type: PacketType, first: number, r: BodyReader): Packet {
         type === PacketType.Pubcomp ||
         type === PacketType.Unsuback
     ) {
-        const packetId = r.packetId()
-        r.finish()
+        // §3.4 to §3.7, §3.11: exactly a non-zero packet id
+        if (end - start < 2)
+            fail(`${packetName(type)}: packet id runs past the end of the packet`)
+        if (end - start > 2)
+            fail(`${packetName(type)}: ${end - start - 2} unexpected bytes at the end`)
+        const packetId = (buf[start] << 8) | buf[start + 1]
+        if (packetId === 0) fail(`${packetName(type)}: packet id 0`) // §2.3.1
         const ack: AckPacket = { type, packetId }
         return ack
     }
-    if (type === PacketType.Connack) return decodeConnack(r)
-    if (type === PacketType.Suback) return decodeSuback(r)
+    if (type === PacketType.Connack)
+        return decodeConnack(new BodyReader(buf, start, end, type))
+    if (type === PacketType.Suback)
+        return decodeSuback(new BodyReader(buf, start, end, type))
     if (type === PacketType.Pingresp) {
-        r.finish()
+        if (end !== start) fail(`PINGRESP: ${end - start} unexpected bytes at the end`)
         const p: Packet = { type }
         return p
     }
@@ -820,9 +848,9 @@ export function decodePacketAt(
 ): Packet {
     checkFixedFlags(first)
     const type: PacketType = first >> 4
-    const r = new BodyReader(buf, start, end, type)
-    const p = decodeShared(type, first, r)
+    const p = decodeShared(type, first, buf, start, end)
     if (p) return p
+    const r = new BodyReader(buf, start, end, type)
     if (type === PacketType.Connect) return decodeConnect(r)
     if (type === PacketType.Subscribe) return decodeSubscribe(r)
     if (type === PacketType.Unsubscribe) return decodeUnsubscribe(r)
@@ -845,7 +873,7 @@ export function decodeFromServer(
 ): Packet {
     checkFixedFlags(first)
     const type: PacketType = first >> 4
-    const p = decodeShared(type, first, new BodyReader(buf, start, end, type))
+    const p = decodeShared(type, first, buf, start, end)
     if (p) return p
     return fail(`unexpected ${packetName(type)} from the server`)
 }
