@@ -211,6 +211,7 @@ export class MQTTClient {
     /** filters to subscribe again when the broker lost the session */
     private readonly subscriptions: { topic: string; qos: number }[] = []
     private pumping = false
+    private reconnecting = false
     private writes = 0
     /** the last topic that passed the checks, and its UTF-8 length */
     private lastTopic: string = null
@@ -697,7 +698,22 @@ export class MQTTClient {
         this.progress.notify() // a reconnect waiting for the network goes now
     }
 
+    /**
+     * Reconnects with exponential backoff and jitter, failing over to the
+     * next broker after each failed attempt. One loop at a time: a loss
+     * during an attempt's resend is picked up by the loop already running.
+     */
     private async reconnectLoop() {
+        if (this.reconnecting) return
+        this.reconnecting = true
+        try {
+            await this.reconnectAttempts()
+        } finally {
+            this.reconnecting = false
+        }
+    }
+
+    private async reconnectAttempts() {
         const first = this.opts.reconnectDelay || 1000
         const max = this.opts.reconnectMaxDelay || 60000
         let delay = first
@@ -708,13 +724,16 @@ export class MQTTClient {
                 delay = first
                 continue
             }
-            const jittered = delay / 2 + Math.random() * (delay / 2)
+            // whole milliseconds: DeviceScript treats fractions oddly
+            const jittered = Math.floor(delay / 2 + Math.random() * (delay / 2))
             const until = ds.millis() + jittered
             while (ds.millis() < until && this.state === MQTTState.Connecting)
                 await this.progress.wait(until - ds.millis())
             if (this.state !== MQTTState.Connecting || this.disposed) return
             try {
                 await this.openSession(true)
+                // lost again during the resend: this loop goes on
+                if ((this.state as number) !== MQTTState.Connected) continue
                 await this.notifyReconnect(MQTTState.Connected, null)
                 return
             } catch (e) {
