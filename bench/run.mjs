@@ -41,6 +41,7 @@ import { cpus, loadavg } from "node:os"
 import { join, relative, resolve } from "node:path"
 import {
     buildDevs,
+    withBuildLock,
     cliPath,
     genDir,
     repoRoot,
@@ -89,7 +90,9 @@ if (flag("--help") || flag("-h")) {
 }
 
 const SECTIONS = ["ceiling", "builtin", "umqtt", "profile", "probe", "sizes"]
-const onlyArg = flag("--only") ? String(argv[argv.indexOf("--only") + 1] || "") : ""
+const onlyArg = flag("--only")
+    ? String(argv[argv.indexOf("--only") + 1] || "")
+    : ""
 const ONLY = new Set(onlyArg ? onlyArg.split(",") : SECTIONS)
 for (const s of ONLY)
     if (!SECTIONS.includes(s)) {
@@ -172,16 +175,21 @@ function parseResult(line) {
     return r
 }
 
-const fmtRate = x => (x == null ? "-" : `${Math.round(x).toLocaleString("en-US")}/s`)
+const fmtRate = x =>
+    x == null ? "-" : `${Math.round(x).toLocaleString("en-US")}/s`
 const fmtRatio = x =>
     x == null ? "-" : x >= 1 ? `${x.toFixed(1)}x` : `${(x * 100).toFixed(1)}%`
 const fmtMs = x => (x == null ? "-" : `${x} ms`)
 
 /** A text table; `align` is "l" or "r" per column (first column left). */
 function table(rows, align = []) {
-    const w = rows[0].map((_, i) => Math.max(...rows.map(r => String(r[i]).length)))
+    const w = rows[0].map((_, i) =>
+        Math.max(...rows.map(r => String(r[i]).length))
+    )
     const cell = (c, i) =>
-        i === 0 || align[i] === "l" ? String(c).padEnd(w[i]) : String(c).padStart(w[i])
+        i === 0 || align[i] === "l"
+            ? String(c).padEnd(w[i])
+            : String(c).padStart(w[i])
     const lines = rows.map(r => r.map(cell).join("  ").trimEnd())
     lines.splice(1, 0, w.map(n => "-".repeat(n)).join("  "))
     return lines.join("\n")
@@ -189,7 +197,10 @@ function table(rows, align = []) {
 
 function run(cmd, args) {
     return new Promise(res => {
-        const c = spawn(cmd, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "ignore"] })
+        const c = spawn(cmd, args, {
+            cwd: repoRoot,
+            stdio: ["ignore", "pipe", "ignore"],
+        })
         let out = ""
         c.stdout.on("data", d => (out += d))
         c.on("close", () => res(out.trim()))
@@ -227,7 +238,9 @@ async function startCounter(port, topics) {
         counts.set(topic, (counts.get(topic) || 0) + 1)
         for (const l of [...listeners]) l(topic, payload)
     })
-    await peer.subscribeAsync(Object.fromEntries(topics.map(t => [t, { qos: 1 }])))
+    await peer.subscribeAsync(
+        Object.fromEntries(topics.map(t => [t, { qos: 1 }]))
+    )
     return {
         peer,
         count: t => counts.get(t) || 0,
@@ -248,7 +261,11 @@ async function startCounter(port, topics) {
                     last = c
                     lastChange = Date.now()
                 }
-                if (Date.now() - lastChange > quietMs || Date.now() - start > maxMs) return c
+                if (
+                    Date.now() - lastChange > quietMs ||
+                    Date.now() - start > maxMs
+                )
+                    return c
                 await delay(10)
             }
         },
@@ -283,62 +300,16 @@ async function runProgram(devs, { timeoutMs, onLine, label }) {
 
 const builds = async (module, params) =>
     buildDevs(
-        await writeEntry(module, params, `bench-${module.split("/").pop().replace(".ts", "")}`)
+        await writeEntry(
+            module,
+            params,
+            `bench-${module.split("/").pop().replace(".ts", "")}`
+        )
     )
 
 // ------------------------------------------------------------ bytecode size
 // `devs build --stats` writes the shared .devicescript/bin, so it runs inside
-// the same cross-process lock as test/tools/sim.mjs (an atomic mkdir of
-// test/.gen/build.lock with an owner file; stale when the owner is gone or
-// the lock is older than 3 minutes). sim.mjs does not export its lock, hence
-// this copy of the protocol.
-
-const lockDir = join(genDir, "build.lock")
-let holdingLock = false
-onExit(() => {
-    if (holdingLock) rmSync(lockDir, { recursive: true, force: true })
-})
-
-async function withBuildLock(fn) {
-    mkdirSync(genDir, { recursive: true })
-    const deadline = Date.now() + 300_000
-    for (;;) {
-        try {
-            mkdirSync(lockDir)
-            holdingLock = true
-            writeFileSync(join(lockDir, "owner"), `${process.pid}\n`)
-            break
-        } catch (e) {
-            if (e.code !== "EEXIST") throw e
-        }
-        let stale = false
-        try {
-            const age = Date.now() - statSync(lockDir).mtimeMs
-            let owner = 0
-            try {
-                owner = parseInt(readFileSync(join(lockDir, "owner"), "utf8"))
-            } catch {}
-            stale = owner ? !pidAlive(owner) || age > 180_000 : age > 10_000
-        } catch {}
-        if (stale) {
-            const tomb = `${lockDir}.stale-${process.pid}-${Date.now()}`
-            try {
-                renameSync(lockDir, tomb)
-                rmSync(tomb, { recursive: true, force: true })
-            } catch {}
-            continue
-        }
-        if (Date.now() > deadline)
-            throw new Error(`timed out waiting for the build lock ${lockDir}`)
-        await delay(50)
-    }
-    try {
-        return await fn()
-    } finally {
-        holdingLock = false
-        rmSync(lockDir, { recursive: true, force: true })
-    }
-}
+// the build lock of test/tools/sim.mjs.
 
 function runCollect(cmd, args, timeoutMs) {
     return new Promise((res, rej) => {
@@ -380,7 +351,11 @@ async function statsBuild(entry) {
         const md = existsSync(join(bin, "bytecode-sizes.md"))
             ? readFileSync(join(bin, "bytecode-sizes.md"), "utf8")
             : ""
-        return { entry: rel, devsBytes: statSync(join(bin, "bytecode.devs")).size, ...parseSizes(md) }
+        return {
+            entry: rel,
+            devsBytes: statSync(join(bin, "bytecode.devs")).size,
+            ...parseSizes(md),
+        }
     })
 }
 
@@ -415,7 +390,11 @@ async function measureSimple(devs, counter, name, topic, label) {
     const ms = res.t1 - res.t0
     return {
         ok: r.ok && confirmed === res.n && !res.refused,
-        why: r.why || (confirmed !== res.n ? `${label}: ${confirmed}/${res.n} confirmed` : null),
+        why:
+            r.why ||
+            (confirmed !== res.n
+                ? `${label}: ${confirmed}/${res.n} confirmed`
+                : null),
         sent: res.n,
         confirmed,
         ms,
@@ -433,13 +412,22 @@ async function measureUmqtt(devs, counter, pub, label) {
     const base = `bench/${tag}`
     counter.reset()
     const phases = {}
-    const inbound = { sent: 0, reported: 0, dropped: 0, lastReportAt: 0, done: false }
+    const inbound = {
+        sent: 0,
+        reported: 0,
+        dropped: 0,
+        lastReportAt: 0,
+        done: false,
+    }
     let chain = Promise.resolve()
     let stalled = null
     let dev = null
 
     const pump = () => {
-        while (inbound.sent < N.inbound && inbound.sent - inbound.reported < AHEAD) {
+        while (
+            inbound.sent < N.inbound &&
+            inbound.sent - inbound.reported < AHEAD
+        ) {
             const b = Buffer.alloc(PAYLOAD)
             b.writeUInt16BE(inbound.sent & 0xffff, 0) // the device checks the order
             pub.publish(`${base}/in`, b, { qos: 0 })
@@ -456,13 +444,19 @@ async function measureUmqtt(devs, counter, pub, label) {
     })
     // a lost message would leave the device waiting forever: end the run
     const watchdog = setInterval(() => {
-        if (dev && inbound.lastReportAt && !inbound.done && Date.now() - inbound.lastReportAt > 10000) {
+        if (
+            dev &&
+            inbound.lastReportAt &&
+            !inbound.done &&
+            Date.now() - inbound.lastReportAt > 10000
+        ) {
             stalled = `${label}: inbound burst stalled at ${inbound.reported}/${N.inbound} (dropped ${inbound.dropped})`
             dev.kill()
         }
     }, 500)
 
-    const next = () => pub.publishAsync(`${base}/ctl`, "next", { qos: 1 }).catch(() => {})
+    const next = () =>
+        pub.publishAsync(`${base}/ctl`, "next", { qos: 1 }).catch(() => {})
     const phaseDone = async res => {
         if (res.name === "connect") {
             // before READY: no "next" expected
@@ -482,10 +476,14 @@ async function measureUmqtt(devs, counter, pub, label) {
         if (res.name === "in") {
             inbound.done = true
             // the device's last report (over MQTT) may trail its RESULT line
-            for (let i = 0; i < 300 && inbound.reported < res.n; i++) await delay(10)
+            for (let i = 0; i < 300 && inbound.reported < res.n; i++)
+                await delay(10)
             const confirmed = inbound.reported
             phases.in = {
-                ok: confirmed === N.inbound && res.dropped === 0 && res.disorder === 0,
+                ok:
+                    confirmed === N.inbound &&
+                    res.dropped === 0 &&
+                    res.disorder === 0,
                 sent: inbound.sent,
                 confirmed,
                 dropped: res.dropped,
@@ -494,7 +492,10 @@ async function measureUmqtt(devs, counter, pub, label) {
                 rate: (confirmed * 1000) / ms,
             }
         } else {
-            const confirmed = await counter.waitCount(`${base}/${res.name}`, res.n)
+            const confirmed = await counter.waitCount(
+                `${base}/${res.name}`,
+                res.n
+            )
             phases[res.name] = {
                 ok: confirmed === res.n && res.failures === 0,
                 sent: res.n,
@@ -510,7 +511,8 @@ async function measureUmqtt(devs, counter, pub, label) {
     const onLine = (line, d) => {
         dev = d
         if (line === "READY") chain = chain.then(next)
-        else if (line.startsWith("ERRORCB")) console.log(`#   ${label}: ${line}`)
+        else if (line.startsWith("ERRORCB"))
+            console.log(`#   ${label}: ${line}`)
         else {
             const res = parseResult(line)
             if (res) chain = chain.then(() => phaseDone(res))
@@ -539,7 +541,14 @@ async function measureProfile(devs) {
     const steps = []
     for (const l of r.lines) {
         const m = /^PROF (\S+) n=(\d+) ms=(\d+) us=(\d+)/.exec(l)
-        if (m) steps.push({ name: m[1], n: +m[2], ms: +m[3], us: +m[4], what: PROFILE_NOTES[m[1]] || "" })
+        if (m)
+            steps.push({
+                name: m[1],
+                n: +m[2],
+                ms: +m[3],
+                us: +m[4],
+                what: PROFILE_NOTES[m[1]] || "",
+            })
         const w = /^PROFINFO (\S+) wakes per notify: ([\d.]+)/.exec(l)
         const step = w && steps.find(x => x.name === w[1])
         if (step) step.what += `; fibers woken per notify: ${w[2]}`
@@ -554,27 +563,34 @@ const PROFILE_NOTES = {
     millis: "ds.millis(): a native call",
     "alloc-packet": "Buffer.alloc of a PUBLISH's size",
     "topic-bytelength": "topic.byteLength + indexOf: native",
-    "call-noop": "a call of an empty function: what any call or allocation costs",
-    "indexOf-plus": "topic.indexOf(\"+\"): native",
+    "call-noop":
+        "a call of an empty function: what any call or allocation costs",
+    "indexOf-plus": 'topic.indexOf("+"): native',
     checkTopicName: "checkTopicName(topic)",
     "alloc+blit": "Buffer.alloc + two blitAt: an encode by hand",
     encodePublish: "encodePublish(topic, 64 B, QoS 0)",
-    "transport.write": "DeviceSocketTransport.write, pre-encoded: the ceiling's step",
+    "transport.write":
+        "DeviceSocketTransport.write, pre-encoded: the ceiling's step",
     "encode+write": "encodePublish + transport.write",
     "client.send": "the client's send(): write + lastTx + yield counter",
     "client.publish-q0": "MQTTClient.publish, QoS 0: the measured path",
-    "lean-publish-q0": "prototype: one call, cached topic header, one alloc, native write",
-    "coalesced-publish-q0": "prototype: the same, packed into 1 KB socket writes",
+    "lean-publish-q0":
+        "prototype: one call, cached topic header, one alloc, native write",
+    "coalesced-publish-q0":
+        "prototype: the same, packed into 1 KB socket writes",
     "signal-notify-1-waiters": "Signal.notify + one turn, 1 fiber waiting",
-    "signal-notify-8-waiters": "Signal.notify + one turn, 8 fibers waiting (a PUBACK, window 8)",
+    "signal-notify-8-waiters":
+        "Signal.notify + one turn, 8 fibers waiting (a PUBACK, window 8)",
     packetName: "packetName(): builds a 16-string array per call",
     "slice+toString-topic": "slice + toString of the topic bytes",
     "indexOf-fffd": "string indexOf of U+FFFD: native",
     "decodeUtf8-topic": "decodeUtf8 of the topic",
     "slice-payload": "slice of the payload",
     "decodePacket-publish": "decodePacket of a QoS 0 PUBLISH",
-    "framer-next-publish": "FrameDecoder.next per PUBLISH, 32 per chunk: framing + decode",
-    "session-q1-flight+ack": "new OutMessage + Session.startFlight + onPuback, 7 others in flight",
+    "framer-next-publish":
+        "FrameDecoder.next per PUBLISH, 32 per chunk: framing + decode",
+    "session-q1-flight+ack":
+        "new OutMessage + Session.startFlight + onPuback, 7 others in flight",
 }
 
 // ------------------------------------------------------------ the default run
@@ -594,8 +610,21 @@ async function bench() {
     let counter, pub
     const failures = []
     try {
-        const topics = ["ceil", "builtin", "conn", "q0", "q1s", "q1w", "q2s", "q2w", "prog"]
-        counter = await startCounter(mosq.port, topics.map(t => `${base}/${t}`))
+        const topics = [
+            "ceil",
+            "builtin",
+            "conn",
+            "q0",
+            "q1s",
+            "q1w",
+            "q2s",
+            "q2w",
+            "prog",
+        ]
+        counter = await startCounter(
+            mosq.port,
+            topics.map(t => `${base}/${t}`)
+        )
         pub = await connectPeer(mosq.port, { clientId: `bench-pub-${tag}` })
         console.log(
             `# bench: mosquitto :${mosq.port}, tag ${tag}, ${RUNS} runs, window ${WINDOW}` +
@@ -635,9 +664,13 @@ async function bench() {
                 yieldEvery: BUILTIN_YIELD,
                 ballast: BALLAST,
             })
-        if (want("umqtt")) devs.umqtt = await builds("bench/devs/umqtt.ts", umqttParams)
+        if (want("umqtt"))
+            devs.umqtt = await builds("bench/devs/umqtt.ts", umqttParams)
         if (want("profile"))
-            devs.profile = await builds("bench/devs/profile.ts", { ...common, n: PROFILE_N })
+            devs.profile = await builds("bench/devs/profile.ts", {
+                ...common,
+                n: PROFILE_N,
+            })
         if (want("probe"))
             devs.probe = await builds("bench/devs/umqtt.ts", {
                 ...umqttParams,
@@ -658,39 +691,76 @@ async function bench() {
         for (let i = 1; i <= RUNS; i++) {
             const r = {
                 ceiling: devs.ceiling
-                    ? await measureSimple(devs.ceiling, counter, "ceiling", `${base}/ceil`, `ceiling run ${i}`)
+                    ? await measureSimple(
+                          devs.ceiling,
+                          counter,
+                          "ceiling",
+                          `${base}/ceil`,
+                          `ceiling run ${i}`
+                      )
                     : skipped,
                 builtin: devs.builtin
-                    ? await measureSimple(devs.builtin, counter, "builtin", `${base}/builtin`, `built-in run ${i}`)
+                    ? await measureSimple(
+                          devs.builtin,
+                          counter,
+                          "builtin",
+                          `${base}/builtin`,
+                          `built-in run ${i}`
+                      )
                     : skipped,
-                umqtt: devs.umqtt ? await measureUmqtt(devs.umqtt, counter, pub, `umqtt run ${i}`) : skipped,
+                umqtt: devs.umqtt
+                    ? await measureUmqtt(
+                          devs.umqtt,
+                          counter,
+                          pub,
+                          `umqtt run ${i}`
+                      )
+                    : skipped,
             }
             runs.push(r)
-            for (const k of ["ceiling", "builtin", "umqtt"]) if (!r[k].ok) failures.push(r[k].why)
+            for (const k of ["ceiling", "builtin", "umqtt"])
+                if (!r[k].ok) failures.push(r[k].why)
             const p = r.umqtt.phases
             console.log(
                 `# run ${i}: ceiling ${fmtRate(r.ceiling.rate)}, built-in ${fmtRate(r.builtin.rate)}, ` +
-                    ["q0", "q1s", "q1w", "q2s", "q2w", "in"].map(k => `${k} ${fmtRate(p[k]?.rate)}`).join(", ") +
+                    ["q0", "q1s", "q1w", "q2s", "q2w", "in"]
+                        .map(k => `${k} ${fmtRate(p[k]?.rate)}`)
+                        .join(", ") +
                     `, connect ${p.connect ? p.connect.ms.join("/") + " ms" : "-"}` +
                     ` (CONNECT->CONNACK ${p.connect ? p.connect.connackMs.join("/") + " ms" : "-"})`
             )
         }
 
         // once: where the time goes, and the client with the simulator kept awake
-        const profile = devs.profile ? await measureProfile(devs.profile) : { ok: true, steps: [] }
+        const profile = devs.profile
+            ? await measureProfile(devs.profile)
+            : { ok: true, steps: [] }
         if (!profile.ok) failures.push(profile.why)
         const probe = devs.probe
             ? await measureUmqtt(devs.probe, counter, pub, "latency probe")
             : { ok: true, phases: {} }
         if (!probe.ok) failures.push(probe.why)
 
-        const rateOf = (r, k) => (k === "ceiling" || k === "builtin" ? r[k] : r.umqtt.phases[k])?.rate
+        const rateOf = (r, k) =>
+            (k === "ceiling" || k === "builtin" ? r[k] : r.umqtt.phases[k])
+                ?.rate
         const med = {}
-        for (const k of ["ceiling", "builtin", "q0", "q1s", "q1w", "q2s", "q2w", "in"])
+        for (const k of [
+            "ceiling",
+            "builtin",
+            "q0",
+            "q1s",
+            "q1w",
+            "q2s",
+            "q2w",
+            "in",
+        ])
             med[k] = median(runs.map(r => rateOf(r, k)))
         const connectMs = runs.flatMap(r => r.umqtt.phases.connect?.ms || [])
         med.connectMs = median(connectMs)
-        const connackMs = runs.flatMap(r => r.umqtt.phases.connect?.connackMs || [])
+        const connackMs = runs.flatMap(
+            r => r.umqtt.phases.connect?.connackMs || []
+        )
         med.connackMs = median(connackMs)
         const div = (a, b) => (a == null || b == null || b === 0 ? null : a / b)
         const ratios = {
@@ -704,12 +774,32 @@ async function bench() {
         }
         const allInbound =
             runs.length > 0 &&
-            runs.every(r => r.umqtt.phases.in?.confirmed === N.inbound && r.umqtt.phases.in.dropped === 0)
+            runs.every(
+                r =>
+                    r.umqtt.phases.in?.confirmed === N.inbound &&
+                    r.umqtt.phases.in.dropped === 0
+            )
         const targets = [
-            ["QoS 0 publish >= 70% of the ceiling", ratios.q0VsCeiling, TARGETS.q0VsCeiling],
-            ["QoS 0 publish >= 10x the built-in client", ratios.q0VsBuiltin, TARGETS.q0VsBuiltin],
-            ["QoS 1 with the window >= 40% of the ceiling", ratios.q1wVsCeiling, TARGETS.q1wVsCeiling],
-            ["QoS 2 with the window >= 25% of the ceiling", ratios.q2wVsCeiling, TARGETS.q2wVsCeiling],
+            [
+                "QoS 0 publish >= 70% of the ceiling",
+                ratios.q0VsCeiling,
+                TARGETS.q0VsCeiling,
+            ],
+            [
+                "QoS 0 publish >= 10x the built-in client",
+                ratios.q0VsBuiltin,
+                TARGETS.q0VsBuiltin,
+            ],
+            [
+                "QoS 1 with the window >= 40% of the ceiling",
+                ratios.q1wVsCeiling,
+                TARGETS.q1wVsCeiling,
+            ],
+            [
+                "QoS 2 with the window >= 25% of the ceiling",
+                ratios.q2wVsCeiling,
+                TARGETS.q2wVsCeiling,
+            ],
             [
                 `inbound burst: all ${N.inbound} delivered in every run, at >= 50% of the QoS 0 publish rate`,
                 ratios.inboundVsQ0,
@@ -730,8 +820,10 @@ async function bench() {
                   emptyDevs: sizes.empty.devsBytes,
                   umqttAppDevs: sizes.umqtt.devsBytes,
                   builtinAppDevs: sizes.builtin.devsBytes,
-                  umqttClientBytes: sizes.umqtt.devsBytes - sizes.empty.devsBytes,
-                  builtinClientBytes: sizes.builtin.devsBytes - sizes.empty.devsBytes,
+                  umqttClientBytes:
+                      sizes.umqtt.devsBytes - sizes.empty.devsBytes,
+                  builtinClientBytes:
+                      sizes.builtin.devsBytes - sizes.empty.devsBytes,
                   umqttApp: {
                       total: sizes.umqtt.total,
                       functions: sizes.umqtt.functionTotal,
@@ -745,7 +837,17 @@ async function bench() {
                   umqttFunctions: sizes.umqtt.functions,
               }
 
-        printReport({ med, ratios, targets, sizeSummary, runs, connectMs, connackMs, profile, probe })
+        printReport({
+            med,
+            ratios,
+            targets,
+            sizeSummary,
+            runs,
+            connectMs,
+            connackMs,
+            profile,
+            probe,
+        })
         if (failures.length) {
             console.log("\nBROKEN MEASUREMENTS (not counted as figures):")
             for (const f of failures) console.log(`  - ${f}`)
@@ -756,7 +858,10 @@ async function bench() {
             tag,
             git,
             node: process.version,
-            machine: { cpus: cpus().length, loadavg: loadavg().map(x => +x.toFixed(2)) },
+            machine: {
+                cpus: cpus().length,
+                loadavg: loadavg().map(x => +x.toFixed(2)),
+            },
             config: {
                 runs: RUNS,
                 payloadBytes: PAYLOAD,
@@ -800,9 +905,12 @@ async function bench() {
             failures,
             durationSec: Math.round((Date.now() - t0) / 1000),
         }
-        const file = ONLY.size === SECTIONS.length ? "latest.json" : "partial.json"
+        const file =
+            ONLY.size === SECTIONS.length ? "latest.json" : "partial.json"
         writeResults(file, result)
-        console.log(`\n# ${result.durationSec} s; results in bench/results/${file}`)
+        console.log(
+            `\n# ${result.durationSec} s; results in bench/results/${file}`
+        )
         return failures.length ? 1 : 0
     } finally {
         if (pub) await endPeer(pub)
@@ -811,11 +919,33 @@ async function bench() {
     }
 }
 
-function printReport({ med, ratios, targets, sizeSummary, runs, connectMs, connackMs, profile, probe }) {
-    const of = (r, k) => (k === "ceiling" || k === "builtin" ? r[k] : r.umqtt.phases[k])
-    const perRun = k => runs.map(r => (of(r, k)?.rate == null ? "-" : Math.round(of(r, k).rate))).join(" / ")
+function printReport({
+    med,
+    ratios,
+    targets,
+    sizeSummary,
+    runs,
+    connectMs,
+    connackMs,
+    profile,
+    probe,
+}) {
+    const of = (r, k) =>
+        k === "ceiling" || k === "builtin" ? r[k] : r.umqtt.phases[k]
+    const perRun = k =>
+        runs
+            .map(r =>
+                of(r, k)?.rate == null ? "-" : Math.round(of(r, k).rate)
+            )
+            .join(" / ")
     const confirmed = k =>
-        runs.map(r => (of(r, k)?.confirmed == null ? "-" : `${of(r, k).confirmed}/${of(r, k).sent}`)).join(" ")
+        runs
+            .map(r =>
+                of(r, k)?.confirmed == null
+                    ? "-"
+                    : `${of(r, k).confirmed}/${of(r, k).sent}`
+            )
+            .join(" ")
     const row = (label, k) => [label, fmtRate(med[k]), perRun(k), confirmed(k)]
     const w = `${WINDOW} fibers, maxInflight ${WINDOW}`
     console.log(
@@ -825,7 +955,10 @@ function printReport({ med, ratios, targets, sizeSummary, runs, connectMs, conna
     console.log(
         table([
             ["measurement", "median", "per run", "confirmed per run"],
-            row("ceiling: pre-encoded QoS 0 PUBLISH, DeviceSocketTransport.write", "ceiling"),
+            row(
+                "ceiling: pre-encoded QoS 0 PUBLISH, DeviceSocketTransport.write",
+                "ceiling"
+            ),
             row("built-in @devicescript/net MQTTClient, QoS 0", "builtin"),
             row("umqtt QoS 0 publish", "q0"),
             row("umqtt QoS 1 publish, one fiber", "q1s"),
@@ -833,8 +966,18 @@ function printReport({ med, ratios, targets, sizeSummary, runs, connectMs, conna
             row("umqtt QoS 2 publish, one fiber", "q2s"),
             row(`umqtt QoS 2 publish, window (${w})`, "q2w"),
             row(`umqtt inbound burst, ${N.inbound} QoS 0 via waitMsg`, "in"),
-            ["umqtt connect(), whole: TCP open + CONNECT->CONNACK", fmtMs(med.connectMs), connectMs.join(","), ""],
-            ["umqtt connect(), CONNECT written -> CONNACK arrived", fmtMs(med.connackMs), connackMs.join(","), ""],
+            [
+                "umqtt connect(), whole: TCP open + CONNECT->CONNACK",
+                fmtMs(med.connectMs),
+                connectMs.join(","),
+                "",
+            ],
+            [
+                "umqtt connect(), CONNECT written -> CONNACK arrived",
+                fmtMs(med.connackMs),
+                connackMs.join(","),
+                "",
+            ],
         ])
     )
     console.log("\nRatios (of the medians)\n")
@@ -845,22 +988,37 @@ function printReport({ med, ratios, targets, sizeSummary, runs, connectMs, conna
             ["umqtt QoS 0 / built-in QoS 0", fmtRatio(ratios.q0VsBuiltin)],
             ["umqtt QoS 1 windowed / ceiling", fmtRatio(ratios.q1wVsCeiling)],
             ["umqtt QoS 2 windowed / ceiling", fmtRatio(ratios.q2wVsCeiling)],
-            ["inbound burst / umqtt QoS 0 publish", fmtRatio(ratios.inboundVsQ0)],
+            [
+                "inbound burst / umqtt QoS 0 publish",
+                fmtRatio(ratios.inboundVsQ0),
+            ],
             ["QoS 1 windowed / one fiber", fmtRatio(ratios.q1wVsQ1s)],
             ["QoS 2 windowed / one fiber", fmtRatio(ratios.q2wVsQ2s)],
         ])
     )
     if (sizeSummary) {
-        console.log("\nBytecode: the seed's first example (bench/devs/size/); client = app - empty program\n")
+        console.log(
+            "\nBytecode: the seed's first example (bench/devs/size/); client = app - empty program\n"
+        )
         console.log(
             table([
                 ["program", ".devs bytes", "client bytes"],
                 ["empty program", sizeSummary.emptyDevs, ""],
-                ["seed example with umqtt", sizeSummary.umqttAppDevs, sizeSummary.umqttClientBytes],
-                ["seed example with @devicescript/net", sizeSummary.builtinAppDevs, sizeSummary.builtinClientBytes],
+                [
+                    "seed example with umqtt",
+                    sizeSummary.umqttAppDevs,
+                    sizeSummary.umqttClientBytes,
+                ],
+                [
+                    "seed example with @devicescript/net",
+                    sizeSummary.builtinAppDevs,
+                    sizeSummary.builtinClientBytes,
+                ],
             ])
         )
-        const top = sizeSummary.umqttFunctions.slice(0, 8).map(f => `${f.name} ${f.size}`)
+        const top = sizeSummary.umqttFunctions
+            .slice(0, 8)
+            .map(f => `${f.name} ${f.size}`)
         console.log(
             `  umqtt app: ${sizeSummary.umqttApp.functions} B of functions, ${sizeSummary.umqttApp.data} B ` +
                 `of data (strings); largest: ${top.join(", ")}`
@@ -876,18 +1034,52 @@ function printReport({ med, ratios, targets, sizeSummary, runs, connectMs, conna
         console.log(
             table([
                 ["measurement", "default", "kept awake"],
-                ["umqtt QoS 1 publish, one fiber", fmtRate(med.q1s), fmtRate(pp.q1s?.rate)],
-                [`umqtt QoS 1 publish, window of ${WINDOW}`, fmtRate(med.q1w), fmtRate(pp.q1w?.rate)],
-                ["umqtt QoS 2 publish, one fiber", fmtRate(med.q2s), fmtRate(pp.q2s?.rate)],
-                [`umqtt QoS 2 publish, window of ${WINDOW}`, fmtRate(med.q2w), fmtRate(pp.q2w?.rate)],
-                ["umqtt connect(), whole", fmtMs(med.connectMs), fmtMs(pp.connect ? median(pp.connect.ms) : null)],
-                ["umqtt connect(), CONNECT -> CONNACK", fmtMs(med.connackMs), fmtMs(pp.connect ? median(pp.connect.connackMs) : null)],
+                [
+                    "umqtt QoS 1 publish, one fiber",
+                    fmtRate(med.q1s),
+                    fmtRate(pp.q1s?.rate),
+                ],
+                [
+                    `umqtt QoS 1 publish, window of ${WINDOW}`,
+                    fmtRate(med.q1w),
+                    fmtRate(pp.q1w?.rate),
+                ],
+                [
+                    "umqtt QoS 2 publish, one fiber",
+                    fmtRate(med.q2s),
+                    fmtRate(pp.q2s?.rate),
+                ],
+                [
+                    `umqtt QoS 2 publish, window of ${WINDOW}`,
+                    fmtRate(med.q2w),
+                    fmtRate(pp.q2w?.rate),
+                ],
+                [
+                    "umqtt connect(), whole",
+                    fmtMs(med.connectMs),
+                    fmtMs(pp.connect ? median(pp.connect.ms) : null),
+                ],
+                [
+                    "umqtt connect(), CONNECT -> CONNACK",
+                    fmtMs(med.connackMs),
+                    fmtMs(pp.connect ? median(pp.connect.connackMs) : null),
+                ],
             ])
         )
     }
     if (profile.steps.length) {
-        console.log("\nProfile (one run): microseconds per step, each step timed alone\n")
-        console.log(table([["step", "us", "what"], ...profile.steps.map(x => [x.name, x.us, x.what])], ["l", "r", "l"]))
+        console.log(
+            "\nProfile (one run): microseconds per step, each step timed alone\n"
+        )
+        console.log(
+            table(
+                [
+                    ["step", "us", "what"],
+                    ...profile.steps.map(x => [x.name, x.us, x.what]),
+                ],
+                ["l", "r", "l"]
+            )
+        )
     }
     console.log("\nTargets\n")
     for (const t of targets)
@@ -904,7 +1096,10 @@ async function soak() {
     const rate = Math.round(option("--soak-rate", 100))
     const seconds = Math.max(10, Math.round(minutes * 60))
     const fibers = 4 // QoS 1 publishes in flight at once: a slow PUBACK delays one slot
-    const sampleMs = Math.max(2000, Math.min(30000, Math.round((seconds * 1000) / 40)))
+    const sampleMs = Math.max(
+        2000,
+        Math.min(30000, Math.round((seconds * 1000) / 40))
+    )
     const t0 = Date.now()
     const git = await gitInfo()
     const mosq = await startMosquitto({
@@ -934,11 +1129,17 @@ async function soak() {
         let feedStart = 0
         const feed = () => {
             // QoS 1 to the device at `rate`/s by the clock, for `seconds`
-            const due = Math.min(seconds * rate, Math.floor(((Date.now() - feedStart) * rate) / 1000))
+            const due = Math.min(
+                seconds * rate,
+                Math.floor(((Date.now() - feedStart) * rate) / 1000)
+            )
             while (peerSent < due) {
                 const b = Buffer.alloc(PAYLOAD)
                 b.writeUInt32LE(peerSent, 0) // the device checks the order
-                pub.publishAsync(`${base}/in`, b, { qos: 1 }).then(() => peerAcked++, () => {})
+                pub.publishAsync(`${base}/in`, b, { qos: 1 }).then(
+                    () => peerAcked++,
+                    () => {}
+                )
                 peerSent++
             }
         }
@@ -963,7 +1164,8 @@ async function soak() {
                             `outbox=${s.outbox} incoming=${s.incoming} inflight=${s.inflight} q2=${s.q2} ` +
                             `alloc16k=${s.alloc ? "ok" : "FAIL"}`
                     )
-                } else if (/^(ERRORCB|WAITMSG)/.test(line)) console.log(`#  ${line}`)
+                } else if (/^(ERRORCB|WAITMSG)/.test(line))
+                    console.log(`#  ${line}`)
             },
         })
         clearInterval(feeder)
@@ -973,7 +1175,10 @@ async function soak() {
             .find(Boolean)
         const devSent = end ? +end[1] : null
         const devRecv = end ? +end[2] : null
-        const peerReceived = await counter.waitCount(`${base}/out`, devSent || 0)
+        const peerReceived = await counter.waitCount(
+            `${base}/out`,
+            devSent || 0
+        )
         const expected = seconds * rate
 
         // "no growth": a queue at a sampling instant holds what is in flight
@@ -991,7 +1196,9 @@ async function soak() {
             }
         }
         const grew = keys.filter(
-            k => growth[k].lateMax > Math.max(growth[k].earlyMax * 2, 8) || growth[k].last > 8
+            k =>
+                growth[k].lateMax > Math.max(growth[k].earlyMax * 2, 8) ||
+                growth[k].last > 8
         )
         const checks = [
             { name: "no panic, the program ended normally", pass: r.ok },
@@ -1007,7 +1214,8 @@ async function soak() {
             },
             {
                 name: `the device kept the schedule: at most ${rate} messages (1 s) behind at every sample`,
-                pass: samples.length > 0 && samples.every(s => s.behind <= rate),
+                pass:
+                    samples.length > 0 && samples.every(s => s.behind <= rate),
                 value: `most behind: ${Math.max(...samples.map(s => s.behind))}`,
             },
             {
@@ -1026,11 +1234,16 @@ async function soak() {
         ]
         console.log("\nSoak\n")
         for (const c of checks)
-            console.log(`  ${c.pass ? "PASS" : "FAIL"}  ${c.name}${c.value ? `: ${c.value}` : ""}`)
+            console.log(
+                `  ${c.pass ? "PASS" : "FAIL"}  ${c.name}${c.value ? `: ${c.value}` : ""}`
+            )
         console.log(
             "  queues, first -> last sample (max in the first / last third): " +
                 keys
-                    .map(k => `${k} ${growth[k].first}->${growth[k].last} (${growth[k].earlyMax}/${growth[k].lateMax})`)
+                    .map(
+                        k =>
+                            `${k} ${growth[k].first}->${growth[k].last} (${growth[k].earlyMax}/${growth[k].lateMax})`
+                    )
                     .join(", ")
         )
         if (!r.ok) console.log(`  ${r.why}`)
@@ -1039,7 +1252,15 @@ async function soak() {
             tag,
             git,
             node: process.version,
-            config: { seconds, rate, qos: 1, publishFibers: fibers, sampleMs, payloadBytes: PAYLOAD, allocBytes: 16384 },
+            config: {
+                seconds,
+                rate,
+                qos: 1,
+                publishFibers: fibers,
+                sampleMs,
+                payloadBytes: PAYLOAD,
+                allocBytes: 16384,
+            },
             checks,
             growth,
             devSent,

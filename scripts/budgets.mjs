@@ -35,9 +35,15 @@ import {
     writeFileSync,
 } from "node:fs"
 import { join, relative } from "node:path"
-import { startAedes, connectPeer, collect, endPeer } from "../test/tools/brokers.mjs"
+import {
+    startAedes,
+    connectPeer,
+    collect,
+    endPeer,
+} from "../test/tools/brokers.mjs"
 import {
     buildDevs,
+    withBuildLock,
     cliPath,
     genDir,
     repoRoot,
@@ -64,61 +70,7 @@ const delay = ms => new Promise(r => setTimeout(r, ms))
 const log = (...a) => console.log(...a)
 const kb = n => (n / 1024).toFixed(1) + " KB"
 
-// ------------------------------------------------------------ build lock
-// the protocol of test/tools/sim.mjs: mkdir is atomic; the owner file holds
-// the pid; a lock whose owner died, or older than 180 s, is stale
-
 const bytecodeDir = join(repoRoot, ".devicescript/bin")
-const lockDir = join(genDir, "build.lock")
-let holdingLock = false
-
-function lockIsStale() {
-    let st
-    try {
-        st = statSync(lockDir)
-    } catch {
-        return false
-    }
-    let owner
-    try {
-        owner = parseInt(readFileSync(join(lockDir, "owner"), "utf8"))
-    } catch {}
-    const age = Date.now() - st.mtimeMs
-    if (owner) return !pidAlive(owner) || age > 180_000
-    return age > 10_000
-}
-
-async function acquireLock() {
-    mkdirSync(genDir, { recursive: true })
-    const deadline = Date.now() + 300_000
-    for (;;) {
-        try {
-            mkdirSync(lockDir)
-            holdingLock = true
-            writeFileSync(join(lockDir, "owner"), `${process.pid}\n`)
-            return
-        } catch (e) {
-            if (e.code !== "EEXIST") throw e
-        }
-        if (lockIsStale()) {
-            const tomb = `${lockDir}.stale-${process.pid}-${Date.now()}`
-            try {
-                renameSync(lockDir, tomb)
-                rmSync(tomb, { recursive: true, force: true })
-            } catch {}
-            continue
-        }
-        if (Date.now() > deadline) throw new Error(`timed out waiting for the build lock ${lockDir}`)
-        await delay(50)
-    }
-}
-
-function releaseLock() {
-    if (!holdingLock) return
-    holdingLock = false
-    rmSync(lockDir, { recursive: true, force: true })
-}
-onExit(releaseLock)
 
 function run(cmd, argv, timeoutMs) {
     return new Promise((resolve, reject) => {
@@ -146,16 +98,24 @@ function run(cmd, argv, timeoutMs) {
  *   byFile: [string, number][] }}
  */
 async function statsBuild(entryRel) {
-    await acquireLock()
-    try {
+    return withBuildLock(async () => {
         rmSync(join(bytecodeDir, "bytecode.devs"), { force: true })
-        const r = await run(process.execPath, [cliPath, "--no-colors", "build", "--stats", entryRel], 120_000)
+        const r = await run(
+            process.execPath,
+            [cliPath, "--no-colors", "build", "--stats", entryRel],
+            120_000
+        )
         const devsPath = join(bytecodeDir, "bytecode.devs")
         if (r.code !== 0 || !existsSync(devsPath))
             throw new Error(`devs build --stats ${entryRel} failed:\n${r.out}`)
         const devsBytes = statSync(devsPath).size
-        const sizes = readFileSync(join(bytecodeDir, "bytecode-sizes.md"), "utf8")
-        const dbg = JSON.parse(readFileSync(join(bytecodeDir, "bytecode-dbg.json"), "utf8"))
+        const sizes = readFileSync(
+            join(bytecodeDir, "bytecode-sizes.md"),
+            "utf8"
+        )
+        const dbg = JSON.parse(
+            readFileSync(join(bytecodeDir, "bytecode-dbg.json"), "utf8")
+        )
         const num = re => {
             const m = re.exec(sizes)
             return m ? parseInt(m[1]) : NaN
@@ -174,9 +134,13 @@ async function statsBuild(entryRel) {
             const src = starts.find(s => pos >= s.from && pos < s.to)
             let name = src ? src.path : "?"
             // the compiler's setup of all class prototypes sits at offset 0
-            if (f.name === "prototype" && pos === 0) name = "(prototype setup of all classes)"
+            if (f.name === "prototype" && pos === 0)
+                name = "(prototype setup of all classes)"
             else if (name.startsWith("test/.gen/")) name = "(generated entry)"
-            name = name.replace(/^node_modules\/(@devicescript\/[^/]+)\/.*$/, "$1")
+            name = name.replace(
+                /^node_modules\/(@devicescript\/[^/]+)\/.*$/,
+                "$1"
+            )
             byFileMap.set(name, (byFileMap.get(name) || 0) + f.size)
         }
         const topFunctions = [...sizes.matchAll(/^\s*(\d+) \| `([^`]+)`/gm)]
@@ -191,21 +155,22 @@ async function statsBuild(entryRel) {
             strings: num(/^\s*(\d+) \| strings/m),
             byFile: [...byFileMap].sort((a, b) => b[1] - a[1]),
         }
-    } finally {
-        releaseLock()
-    }
+    })
 }
 
 // ------------------------------------------------------------ simulator runs
 
 /** Waits for one of the program lines, or the end of the program. */
 async function outcome(dev, patterns, ms) {
-    const waits = patterns.map(([p, what]) => dev.waitFor(p, ms).then(line => ({ what, line })))
+    const waits = patterns.map(([p, what]) =>
+        dev.waitFor(p, ms).then(line => ({ what, line }))
+    )
     const died = dev.done.then(r => ({
         what: "died",
         line:
-            r.output.find(l => /PANIC|out of memory|RangeError|Exception/i.test(l)) ||
-            `exit ${r.code} ${r.signal || ""}`,
+            r.output.find(l =>
+                /PANIC|out of memory|RangeError|Exception/i.test(l)
+            ) || `exit ${r.code} ${r.signal || ""}`,
     }))
     try {
         return await Promise.any([...waits, died])
@@ -224,7 +189,9 @@ function failure(dev) {
     // .devicescript/bin/bytecode-dbg.json, which is the latest build of
     // whoever built last, not necessarily of this program)
     if (oom >= 0) return "out of memory (PANIC 60004)"
-    const l = out.find(l => /message: |PANIC|out of memory|PUBFAIL|LOST/.test(l))
+    const l = out.find(l =>
+        /message: |PANIC|out of memory|PUBFAIL|LOST/.test(l)
+    )
     return l || dev.lines.slice(-1)[0] || "?"
 }
 
@@ -248,7 +215,8 @@ async function bisect(name, lo, hi, step, trial, guess) {
         if (g.ok) {
             lo = guess
             const g1 = await t(guess + 1)
-            if (!g1.ok) return { best: guess, firstFail: guess + 1, why: g1.why }
+            if (!g1.ok)
+                return { best: guess, firstFail: guess + 1, why: g1.why }
             lo = guess + 1
         } else {
             hi = guess
@@ -269,7 +237,13 @@ async function bisect(name, lo, hi, step, trial, guess) {
 
 // heap: an empty program (one build per size: nothing to receive it with)
 async function heapBareTrial(size) {
-    const devs = await buildDevs(await writeEntry("test/devs/budget-heap.ts", { port: 0, bare: true, size }, "budget-heap-bare"))
+    const devs = await buildDevs(
+        await writeEntry(
+            "test/devs/budget-heap.ts",
+            { port: 0, bare: true, size },
+            "budget-heap-bare"
+        )
+    )
     const dev = startDevice(devs, { timeoutMs: 15000 })
     try {
         const o = await outcome(dev, [[`OK ${size} `, "ok"]], 10000)
@@ -288,28 +262,51 @@ async function heapRig() {
     const broker = await startAedes({
         authorizePublish(client, packet, cb) {
             // hold the device's publishes: no PUBACK while we measure
-            if (client && client.id === "budget-heap" && packet.topic === "budget/heap/out") held.push(cb)
+            if (
+                client &&
+                client.id === "budget-heap" &&
+                packet.topic === "budget/heap/out"
+            )
+                held.push(cb)
             else cb(null)
         },
     })
-    const devs = await buildDevs(await writeEntry("test/devs/budget-heap.ts", { port: broker.port }, "budget-heap"))
+    const devs = await buildDevs(
+        await writeEntry(
+            "test/devs/budget-heap.ts",
+            { port: broker.port },
+            "budget-heap"
+        )
+    )
     return {
         heldCounts,
         async trial(size) {
             const dev = startDevice(devs, { timeoutMs: 30000 })
             try {
                 const w = await outcome(dev, [[/^WINDOW /, "window"]], 15000)
-                if (w.what !== "window") return { ok: false, why: `setup: ${failure(dev)}` }
-                if (!/acked=0 failed=0/.test(w.line)) return { ok: false, why: `window not full: ${w.line}` }
+                if (w.what !== "window")
+                    return { ok: false, why: `setup: ${failure(dev)}` }
+                if (!/acked=0 failed=0/.test(w.line))
+                    return { ok: false, why: `window not full: ${w.line}` }
                 heldCounts.push(held.length)
                 await new Promise(r =>
                     broker.broker.publish(
-                        { cmd: "publish", topic: "budget/heap/size", payload: Buffer.from(String(size)), qos: 0, retain: false, dup: false },
+                        {
+                            cmd: "publish",
+                            topic: "budget/heap/size",
+                            payload: Buffer.from(String(size)),
+                            qos: 0,
+                            retain: false,
+                            dup: false,
+                        },
                         r
                     )
                 )
                 const o = await outcome(dev, [[`OK ${size} `, "ok"]], 10000)
-                return { ok: o.what === "ok", why: o.what === "ok" ? "" : failure(dev) }
+                return {
+                    ok: o.what === "ok",
+                    why: o.what === "ok" ? "" : failure(dev),
+                }
             } finally {
                 await dev.kill()
                 const cbs = held
@@ -329,7 +326,13 @@ async function payloadRig(maxPacketSize) {
     const broker = await startAedes()
     const params = { port: broker.port }
     if (maxPacketSize) params.maxPacketSize = maxPacketSize
-    const devs = await buildDevs(await writeEntry("test/devs/budget-payload.ts", params, "budget-payload"))
+    const devs = await buildDevs(
+        await writeEntry(
+            "test/devs/budget-payload.ts",
+            params,
+            "budget-payload"
+        )
+    )
     let n = 0
     const start = async () => {
         const dev = startDevice(devs, { timeoutMs: 30000 })
@@ -345,12 +348,27 @@ async function payloadRig(maxPacketSize) {
             const dev = await start()
             const peer = await connectPeer(broker.port)
             try {
-                const got = await collect(peer, "budget/payload/out", { qos: 1 })
-                await peer.publishAsync("budget/payload/ctl", `pub ${size}`, { qos: 1 })
-                const o = await outcome(dev, [[`PUBLISHED ${size}`, "ok"], [/^PUBFAIL/, "fail"]], 15000)
+                const got = await collect(peer, "budget/payload/out", {
+                    qos: 1,
+                })
+                await peer.publishAsync("budget/payload/ctl", `pub ${size}`, {
+                    qos: 1,
+                })
+                const o = await outcome(
+                    dev,
+                    [
+                        [`PUBLISHED ${size}`, "ok"],
+                        [/^PUBFAIL/, "fail"],
+                    ],
+                    15000
+                )
                 if (o.what !== "ok") return { ok: false, why: failure(dev) }
                 const [m] = await got.waitForCount(1, 5000)
-                if (m.payload.length !== size) return { ok: false, why: `peer got ${m.payload.length} bytes` }
+                if (m.payload.length !== size)
+                    return {
+                        ok: false,
+                        why: `peer got ${m.payload.length} bytes`,
+                    }
                 return { ok: true }
             } finally {
                 await endPeer(peer)
@@ -361,9 +379,23 @@ async function payloadRig(maxPacketSize) {
             const dev = await start()
             const peer = await connectPeer(broker.port)
             try {
-                await peer.publishAsync("budget/payload/in", Buffer.alloc(size, 0x61), { qos: 1 })
-                const o = await outcome(dev, [[`RECEIVED ${size}`, "ok"], [/^LOST/, "lost"]], 15000)
-                return { ok: o.what === "ok", why: o.what === "ok" ? "" : failure(dev) }
+                await peer.publishAsync(
+                    "budget/payload/in",
+                    Buffer.alloc(size, 0x61),
+                    { qos: 1 }
+                )
+                const o = await outcome(
+                    dev,
+                    [
+                        [`RECEIVED ${size}`, "ok"],
+                        [/^LOST/, "lost"],
+                    ],
+                    15000
+                )
+                return {
+                    ok: o.what === "ok",
+                    why: o.what === "ok" ? "" : failure(dev),
+                }
             } finally {
                 await endPeer(peer)
                 await dev.kill()
@@ -384,10 +416,14 @@ const figures = {}
 // 1. sizes
 // applications: the devs/ files no other devs/ file imports (the others,
 // settings.ts, led.ts, ..., are modules the applications share)
-const devsFiles = readdirSync(join(repoRoot, "devs")).filter(f => f.endsWith(".ts"))
+const devsFiles = readdirSync(join(repoRoot, "devs")).filter(f =>
+    f.endsWith(".ts")
+)
 const imported = new Set()
 for (const f of devsFiles)
-    for (const m of readFileSync(join(repoRoot, "devs", f), "utf8").matchAll(/from\s+"\.\/([^"]+)"|import\s+"\.\/([^"]+)"/g))
+    for (const m of readFileSync(join(repoRoot, "devs", f), "utf8").matchAll(
+        /from\s+"\.\/([^"]+)"|import\s+"\.\/([^"]+)"/g
+    ))
         imported.add((m[1] || m[2]).replace(/\.ts$/, "") + ".ts")
 const apps = devsFiles
     .filter(f => !imported.has(f))
@@ -405,17 +441,27 @@ const builtin = sizeRows.find(r => r.entry === "test/devs/budget-builtin.ts")
 // 2. heap
 if (!SIZES_ONLY) {
     log("heap: empty program")
-    figures.heapBare = await bisect("empty program", 1024, 65536, 256, heapBareTrial)
+    figures.heapBare = await bisect(
+        "empty program",
+        1024,
+        65536,
+        256,
+        heapBareTrial
+    )
     log(`  -> ${figures.heapBare.best}`)
     log("heap: connected, 10 subscriptions, 8 x 1 KB QoS 1 in flight")
     const rig = await heapRig()
     try {
-        figures.heapConnected = await bisect("connected", 1024, 65536, 256, n => rig.trial(n))
+        figures.heapConnected = await bisect("connected", 1024, 65536, 256, n =>
+            rig.trial(n)
+        )
     } finally {
         await rig.close()
     }
     figures.heapHeld = rig.heldCounts.length ? Math.min(...rig.heldCounts) : 0
-    log(`  -> ${figures.heapConnected.best} (the broker held at least ${figures.heapHeld} publishes unacknowledged)`)
+    log(
+        `  -> ${figures.heapConnected.best} (the broker held at least ${figures.heapHeld} publishes unacknowledged)`
+    )
 }
 
 // 3. payloads
@@ -438,7 +484,9 @@ if (!SIZES_ONLY) {
                     65536,
                     label === "default" ? 1 : 128,
                     n => rig[dir](n),
-                    label === "default" ? 20480 - overhead(TOPIC_OF[dir]) : undefined
+                    label === "default"
+                        ? 20480 - overhead(TOPIC_OF[dir])
+                        : undefined
                 )
                 figures.payload[`${dir}-${label}`] = r
                 log(`  -> ${r.best} (first failure ${r.firstFail}: ${r.why})`)
@@ -459,8 +507,22 @@ const sh = (cmd, a) => {
     }
 }
 const commit = sh("git", ["rev-parse", "--short", "HEAD"])
-const dirty = sh("git", ["status", "--porcelain", "--", "src", "devs", "test/devs"]) ? " + uncommitted changes" : ""
-const cliVersion = JSON.parse(readFileSync(join(repoRoot, "node_modules/@devicescript/cli/package.json"), "utf8")).version
+const dirty = sh("git", [
+    "status",
+    "--porcelain",
+    "--",
+    "src",
+    "devs",
+    "test/devs",
+])
+    ? " + uncommitted changes"
+    : ""
+const cliVersion = JSON.parse(
+    readFileSync(
+        join(repoRoot, "node_modules/@devicescript/cli/package.json"),
+        "utf8"
+    )
+).version
 const today = new Date().toISOString().slice(0, 10)
 const missed = []
 const warnings = []
@@ -552,7 +614,8 @@ ${seed.topFunctions.map(([f, n]) => `| \`${f}\` | ${n} |`).join("\n")}
 if (!SIZES_ONLY) {
     const hc = figures.heapConnected
     const hb = figures.heapBare
-    const row = (k, what) => `| ${what} | ${P(k).best} | ${P(k).firstFail} | ${cell(P(k).why)} |`
+    const row = (k, what) =>
+        `| ${what} | ${P(k).best} | ${P(k).firstFail} | ${cell(P(k).why)} |`
     md += `
 ## Heap left to the application
 

@@ -148,12 +148,15 @@ function optInt(o: any, name: string, def: number, lo: number, hi: number) {
     const v = o[name]
     if (v === undefined || v === null) return def
     if (!isInt(v, lo, hi))
-        throw new RangeError(`${name} must be an integer ${lo}..${hi}, not ${v}`)
+        throw new RangeError(
+            `${name} must be an integer ${lo}..${hi}, not ${v}`
+        )
     return v as number
 }
 
 function checkQosArg(qos: any) {
-    if (!isInt(qos, 0, 2)) throw new RangeError(`qos must be 0, 1 or 2, not ${qos}`)
+    if (!isInt(qos, 0, 2))
+        throw new RangeError(`qos must be 0, 1 or 2, not ${qos}`)
 }
 
 /** Turns a codec complaint about an argument into a plain Error. */
@@ -263,19 +266,24 @@ export class MQTTClient {
         this.servers.push(makeServer(server, port, !!o.ssl))
         if (o.servers) {
             if (!Array.isArray(o.servers))
-                throw new TypeError("servers must be an array of { host, port, ssl }")
+                throw new TypeError(
+                    "servers must be an array of { host, port, ssl }"
+                )
             for (const s of o.servers) {
                 if (!s || typeof s.host !== "string" || s.host.length === 0)
                     throw new TypeError("servers: every entry needs a host")
                 if (s.port !== undefined && !isInt(s.port, 0, 65535))
-                    throw new RangeError(`servers: port must be 0..65535, not ${s.port}`)
+                    throw new RangeError(
+                        `servers: port must be 0..65535, not ${s.port}`
+                    )
                 this.servers.push(makeServer(s.host, s.port || 0, !!s.ssl))
             }
         }
         this.opts = o
         this.keepaliveMs = optInt(o, "keepalive", 0, 0, 65535) * 1000
         this.version = optInt(o, "version", 4, 3, 4)
-        this.reconn = o.reconn === undefined || o.reconn === null ? true : !!o.reconn
+        this.reconn =
+            o.reconn === undefined || o.reconn === null ? true : !!o.reconn
         this.connectTimeout = optInt(o, "connectTimeout", 10000, 1, 3600000)
         this.ackTimeout = optInt(o, "ackTimeout", 10000, 1, 3600000)
         this.maxInflight = optInt(o, "maxInflight", 8, 1, 64)
@@ -284,7 +292,11 @@ export class MQTTClient {
         this.maxPacketSize = optInt(o, "maxPacketSize", 20480, 64, 268435460)
         optInt(o, "reconnectDelay", 1000, 1, 3600000)
         optInt(o, "reconnectMaxDelay", 60000, 1, 3600000)
-        if (o.user !== undefined && o.user !== null && typeof o.user !== "string")
+        if (
+            o.user !== undefined &&
+            o.user !== null &&
+            typeof o.user !== "string"
+        )
             throw new TypeError("user must be a string")
         if (
             o.password !== undefined &&
@@ -298,8 +310,8 @@ export class MQTTClient {
             o.connectivity !== undefined
                 ? o.connectivity
                 : ds.isSimulator()
-                ? null
-                : new WifiConnectivity()
+                  ? null
+                  : new WifiConnectivity()
         if (this.connectivity) {
             const self = this
             this.unwatch = this.connectivity.onChange(up => {
@@ -418,7 +430,9 @@ export class MQTTClient {
      */
     async close() {
         this.checkUsable()
-        const wasUp = this.state === MQTTState.Connected || this.state === MQTTState.Connecting
+        const wasUp =
+            this.state === MQTTState.Connected ||
+            this.state === MQTTState.Connecting
         this.shutLink()
         this.state = MQTTState.Error
         if (wasUp || !this.lostError) this.abandonWaiters(new Error("closed"))
@@ -450,7 +464,8 @@ export class MQTTClient {
         // stays the same, one allocation, one write
         if (this.disposed) this.checkUsable()
         if (qos !== 0 && qos !== 1 && qos !== 2) checkQosArg(qos)
-        const payload = typeof msg === "string" ? Buffer.from(msg) : toBuffer(msg, "msg")
+        const payload =
+            typeof msg === "string" ? Buffer.from(msg) : toBuffer(msg, "msg")
         let packet: Buffer
         try {
             if (topic !== this.lastTopic) {
@@ -774,7 +789,10 @@ export class MQTTClient {
         const subs = this.subscriptions.slice(0)
         for (const s of subs) {
             try {
-                await this.request(PacketType.Subscribe, encodeSubscribe(1, [s]))
+                await this.request(
+                    PacketType.Subscribe,
+                    encodeSubscribe(1, [s])
+                )
             } catch (e) {
                 await this.reportError(e as Error)
             }
@@ -804,12 +822,19 @@ export class MQTTClient {
         if (this.pumping) return
         this.pumping = true
         try {
-            while (this.state === MQTTState.Connected && this.outbox.length > 0) {
+            while (
+                this.state === MQTTState.Connected &&
+                this.outbox.length > 0
+            ) {
                 const m = this.outbox[0]
-                if (m.qos > 0 && this.session.inflight.length >= this.maxInflight)
+                if (
+                    m.qos > 0 &&
+                    this.session.inflight.length >= this.maxInflight
+                )
                     break
                 this.outbox.shift()
-                const bytes = m.qos === 0 ? m.packet : this.session.startFlight(m)
+                const bytes =
+                    m.qos === 0 ? m.packet : this.session.startFlight(m)
                 try {
                     await this.send(bytes)
                 } catch (e) {
@@ -894,7 +919,9 @@ export class MQTTClient {
             await this.progress.wait(deadline - ds.millis())
         if (!r.done) {
             this.session.completeRequest(
-                type === PacketType.Subscribe ? PacketType.Suback : PacketType.Unsuback,
+                type === PacketType.Subscribe
+                    ? PacketType.Suback
+                    : PacketType.Unsuback,
                 r.packetId,
                 null
             )
@@ -947,7 +974,8 @@ export class MQTTClient {
         else if (t === PacketType.Pubrel)
             await this.onPubrel((p as AckPacket).packetId)
         else if (t === PacketType.Suback || t === PacketType.Unsuback) {
-            const granted = t === PacketType.Suback ? (p as SubackPacket).granted : []
+            const granted =
+                t === PacketType.Suback ? (p as SubackPacket).granted : []
             this.session.completeRequest(t, (p as AckPacket).packetId, granted)
             this.progress.notify()
         } else if (t === PacketType.Pingresp) this.pingSentAt = 0
@@ -958,7 +986,10 @@ export class MQTTClient {
             // the PUBLISHes that may follow the CONNACK in the same chunk
             if (!this.connack.sessionPresent) this.session.clearInbound()
             this.progress.notify()
-        } else throw new ProtocolError(`unexpected ${packetName(t)} from the server`)
+        } else
+            throw new ProtocolError(
+                `unexpected ${packetName(t)} from the server`
+            )
     }
 
     /** An acknowledgement settled `m` (null: unknown id) and freed a place in the window. */
@@ -1068,7 +1099,12 @@ export class MQTTClient {
         const now = ds.millis()
         const k = this.keepaliveMs
         if (now - this.lastRx >= k + k / 4) {
-            this.lose(new Error(`keepalive timeout: no packet for ${now - this.lastRx} ms`), false)
+            this.lose(
+                new Error(
+                    `keepalive timeout: no packet for ${now - this.lastRx} ms`
+                ),
+                false
+            )
             return
         }
         if (this.pingSentAt) return

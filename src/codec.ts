@@ -216,7 +216,11 @@ export function encodeConnect(p: ConnectPacket): Buffer {
     // silently become 0 instead of being refused.
     const keepalive =
         p.keepalive === undefined || p.keepalive === null ? 0 : p.keepalive
-    if (!(keepalive >= 0 && keepalive <= 65535 && (keepalive | 0) === keepalive))
+    if (!(
+        keepalive >= 0 &&
+        keepalive <= 65535 &&
+        (keepalive | 0) === keepalive
+    ))
         fail(`keepalive must be 0..65535 seconds, not ${keepalive}`)
     const idLen = stringBytes(p.clientId, "client id")
     // §3.1.3-7: a zero-length client id needs a clean session; MQTT 3.1 needs one at all.
@@ -273,7 +277,11 @@ export function encodeConnect(p: ConnectPacket): Buffer {
 /** Encodes CONNACK (§3.2). */
 export function encodeConnack(sessionPresent: boolean, returnCode: number) {
     // §3.2.2.3: one byte, 0..5; an integer (2.5 would be written as 2)
-    if (!(returnCode >= 0 && returnCode <= 5 && (returnCode | 0) === returnCode))
+    if (!(
+        returnCode >= 0 &&
+        returnCode <= 5 &&
+        (returnCode | 0) === returnCode
+    ))
         fail(`CONNACK return code must be 0..5, not ${returnCode}`)
     // §3.2.2-4: a refusal never claims a session.
     if (returnCode !== 0 && sessionPresent)
@@ -513,7 +521,9 @@ class BodyReader {
 
     need(n: number, field: string) {
         if (this.pos + n > this.end)
-            fail(`${packetName(this.type)}: ${field} runs past the end of the packet`)
+            fail(
+                `${packetName(this.type)}: ${field} runs past the end of the packet`
+            )
     }
 
     u8(field: string) {
@@ -550,13 +560,16 @@ class BodyReader {
         this.pos += n
         // §1.5.3: well-formed UTF-8 without U+0000, or the connection closes.
         const s = decodeUtf8(this.buf, start, this.pos)
-        if (s === null) fail(`${packetName(this.type)}: ${field} is not well-formed UTF-8`)
+        if (s === null)
+            fail(`${packetName(this.type)}: ${field} is not well-formed UTF-8`)
         return s
     }
 
     finish() {
         if (this.pos !== this.end)
-            fail(`${packetName(this.type)}: ${this.end - this.pos} unexpected bytes at the end`)
+            fail(
+                `${packetName(this.type)}: ${this.end - this.pos} unexpected bytes at the end`
+            )
     }
 }
 
@@ -579,7 +592,7 @@ export function decodeUtf8(buf: Buffer, start: number, end: number): string {
         replaced++
     if (replaced === 0) return s
     let genuine = 0
-    for (let i = buf.indexOf(0xef, start, end); i >= 0 && i + 2 < end; ) {
+    for (let i = buf.indexOf(0xef, start, end); i >= 0 && i + 2 < end;) {
         if (buf[i + 1] === 0xbf && buf[i + 2] === 0xbd) genuine++
         i = buf.indexOf(0xef, i + 1, end)
     }
@@ -597,23 +610,23 @@ export function packetName(type: number) {
 }
 
 const PACKET_NAMES = [
-        "reserved",
-        "CONNECT",
-        "CONNACK",
-        "PUBLISH",
-        "PUBACK",
-        "PUBREC",
-        "PUBREL",
-        "PUBCOMP",
-        "SUBSCRIBE",
-        "SUBACK",
-        "UNSUBSCRIBE",
-        "UNSUBACK",
-        "PINGREQ",
-        "PINGRESP",
-        "DISCONNECT",
-        "reserved",
-    ]
+    "reserved",
+    "CONNECT",
+    "CONNACK",
+    "PUBLISH",
+    "PUBACK",
+    "PUBREC",
+    "PUBREL",
+    "PUBCOMP",
+    "SUBSCRIBE",
+    "SUBACK",
+    "UNSUBSCRIBE",
+    "UNSUBACK",
+    "PINGREQ",
+    "PINGRESP",
+    "DISCONNECT",
+    "reserved",
+]
 
 /**
  * Checks the flag bits of the fixed header (§2.2.2): PUBLISH carries
@@ -805,7 +818,8 @@ function decodeShared(
     start: number,
     end: number
 ): Packet {
-    if (type === PacketType.Publish) return decodePublish(first, buf, start, end)
+    if (type === PacketType.Publish)
+        return decodePublish(first, buf, start, end)
     if (
         type === PacketType.Puback ||
         type === PacketType.Pubrec ||
@@ -815,9 +829,13 @@ function decodeShared(
     ) {
         // §3.4 to §3.7, §3.11: exactly a non-zero packet id
         if (end - start < 2)
-            fail(`${packetName(type)}: packet id runs past the end of the packet`)
+            fail(
+                `${packetName(type)}: packet id runs past the end of the packet`
+            )
         if (end - start > 2)
-            fail(`${packetName(type)}: ${end - start - 2} unexpected bytes at the end`)
+            fail(
+                `${packetName(type)}: ${end - start - 2} unexpected bytes at the end`
+            )
         const packetId = (buf[start] << 8) | buf[start + 1]
         if (packetId === 0) fail(`${packetName(type)}: packet id 0`) // §2.3.1
         const ack: AckPacket = { type, packetId }
@@ -828,7 +846,8 @@ function decodeShared(
     if (type === PacketType.Suback)
         return decodeSuback(new BodyReader(buf, start, end, type))
     if (type === PacketType.Pingresp) {
-        if (end !== start) fail(`PINGRESP: ${end - start} unexpected bytes at the end`)
+        if (end !== start)
+            fail(`PINGRESP: ${end - start} unexpected bytes at the end`)
         const p: Packet = { type }
         return p
     }

@@ -1,4 +1,9 @@
-import { MAX_REMAINING_LENGTH, Packet, PacketDecoder, packetName } from "./codec"
+import {
+    MAX_REMAINING_LENGTH,
+    Packet,
+    PacketDecoder,
+    packetName,
+} from "./codec"
 import { ProtocolError } from "./errors"
 
 /**
@@ -156,7 +161,10 @@ export class FrameDecoder {
         const body = this.body
         while (this.filled < body.length && this.chunks.length) {
             const ch = this.chunks[0]
-            const n = Math.min(ch.length - this.offset, body.length - this.filled)
+            const n = Math.min(
+                ch.length - this.offset,
+                body.length - this.filled
+            )
             body.blitAt(this.filled, ch, this.offset, n)
             this.filled += n
             this.advance(n)

@@ -12,4 +12,3 @@ export * from "./session"
 export * from "./signal"
 export * from "./transport"
 export * from "./connectivity"
-

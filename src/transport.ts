@@ -10,7 +10,12 @@ export interface Transport {
      * Opens the connection; resolves once bytes can be written.
      * Throws an Error that says why it could not (DNS, refused, timeout).
      */
-    open(host: string, port: number, tls: boolean, timeoutMs: number): Promise<void>
+    open(
+        host: string,
+        port: number,
+        tls: boolean,
+        timeoutMs: number
+    ): Promise<void>
     /** Writes bytes in order; throws when the connection is gone. */
     write(data: Buffer): Promise<void>
     /** Closes the connection; no event is delivered after it. */
@@ -79,7 +84,9 @@ export class DeviceSocketTransport implements Transport {
         if (this.openError) throw this.openError
         if (!this.opened) {
             this.close()
-            throw new Error(`${this.name}: connect timeout after ${timeoutMs} ms`)
+            throw new Error(
+                `${this.name}: connect timeout after ${timeoutMs} ms`
+            )
         }
     }
 
@@ -101,8 +108,8 @@ export class DeviceSocketTransport implements Transport {
                     ev === "error"
                         ? new Error(`${arg}`)
                         : this.opened
-                        ? null
-                        : new Error(`${this.name}: closed while connecting`)
+                          ? null
+                          : new Error(`${this.name}: closed while connecting`)
                 this.live = false
                 this.closeError = err
                 if (!this.opened) {
@@ -127,7 +134,10 @@ export class DeviceSocketTransport implements Transport {
                 // verification failed after the TCP "open"); its event is
                 // queued: let it run and report its reason
                 for (let k = 0; k < 10 && this.live; ++k) await ds.sleep(1)
-                throw this.closeError || new Error(`${this.name}: connection closed`)
+                throw (
+                    this.closeError ||
+                    new Error(`${this.name}: connection closed`)
+                )
             }
             if (r !== -1 || i >= WRITE_BUSY_RETRIES)
                 throw new Error(`${this.name}: write failed (error ${r})`)

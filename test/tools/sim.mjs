@@ -169,6 +169,27 @@ function runCollect(cmd, args, { cwd = repoRoot, timeoutMs, name } = {}) {
 let buildChain = Promise.resolve()
 
 /**
+ * Runs `fn` while holding the build lock (in this process and, through the
+ * lock directory, across processes): for anything that writes the shared
+ * `.devicescript/bin`, such as `devs build --stats`.
+ * @template T
+ * @param {() => Promise<T>} fn
+ * @returns {Promise<T>}
+ */
+export function withBuildLock(fn) {
+    const run = buildChain.then(async () => {
+        await acquireLock()
+        try {
+            return await fn()
+        } finally {
+            releaseLock()
+        }
+    })
+    buildChain = run.catch(() => {})
+    return run
+}
+
+/**
  * Compiles a DeviceScript entry file and copies the bytecode to a unique
  * file under test/.gen. Builds are serialized in this process and, through
  * a lock directory, across processes.
