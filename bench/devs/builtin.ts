@@ -1,19 +1,9 @@
 import * as ds from "@devicescript/core"
 import { startMQTTClient } from "@devicescript/net"
-import { finish } from "./common"
+import { RateParams, finish, holdBallast } from "./common"
 
-export interface BuiltinParams {
-    port: number
-    /** this bench invocation's tag: topics and client ids */
-    tag: string
-    count: number
-    payloadSize: number
-    yieldEvery: number
-    /** bytes held in 1 KB buffers for the whole run (experiment, see the README) */
-    ballast?: number
-}
-
-const held: Buffer[] = []
+/** The parameters of this measurement. */
+export type BuiltinParams = RateParams
 
 /**
  * The built-in @devicescript/net MQTTClient: `count` QoS 0 publishes of a
@@ -22,7 +12,7 @@ const held: Buffer[] = []
  */
 export async function main(p: BuiltinParams) {
     const tag = p.tag
-    for (let b = 0; b < (p.ballast || 0); b += 1024) held.push(Buffer.alloc(1024))
+    holdBallast(p.ballast)
     const topic = `bench/${tag}/builtin`
     const c0 = ds.millis()
     const mq = await startMQTTClient({

@@ -1,20 +1,10 @@
 import * as ds from "@devicescript/core"
 import { DeviceSocketTransport } from "../../src/transport"
 import { PacketType, encodeConnect, encodeEmpty, encodePublish } from "../../src/codec"
-import { finish } from "./common"
+import { RateParams, finish, holdBallast } from "./common"
 
-export interface CeilingParams {
-    port: number
-    /** this bench invocation's tag: topics and client ids */
-    tag: string
-    count: number
-    payloadSize: number
-    yieldEvery: number
-    /** bytes held in 1 KB buffers for the whole run (experiment, see the README) */
-    ballast?: number
-}
-
-const held: Buffer[] = []
+/** The parameters of this measurement. */
+export type CeilingParams = RateParams
 
 /**
  * The ceiling: one pre-encoded QoS 0 PUBLISH written `count` times straight
@@ -24,7 +14,7 @@ const held: Buffer[] = []
  */
 export async function main(p: CeilingParams) {
     const tag = p.tag
-    for (let b = 0; b < (p.ballast || 0); b += 1024) held.push(Buffer.alloc(1024))
+    holdBallast(p.ballast)
     const topic = `bench/${tag}/ceil`
     const t = new DeviceSocketTransport()
     let rx = 0

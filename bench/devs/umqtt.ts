@@ -1,6 +1,6 @@
 import * as ds from "@devicescript/core"
 import { DeviceSocketTransport, MQTTClient, Transport } from "../../src/index"
-import { finish } from "./common"
+import { finish, holdBallast } from "./common"
 
 export interface UmqttParams {
     port: number
@@ -32,7 +32,6 @@ export interface UmqttParams {
     ballast?: number
 }
 
-const held: Buffer[] = []
 
 let ctl = 0
 let inCount = 0
@@ -172,7 +171,7 @@ export async function main(p: UmqttParams) {
     const inTopic = base + "/in"
     const msg = Buffer.alloc(p.payloadSize)
     let k = 0
-    for (let b = 0; b < (p.ballast || 0); b += 1024) held.push(Buffer.alloc(1024))
+    holdBallast(p.ballast)
     if (p.ticker)
         (async () => {
             for (;;) await ds.sleep(1)
