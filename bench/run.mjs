@@ -32,7 +32,6 @@ import {
     existsSync,
     mkdirSync,
     readFileSync,
-    renameSync,
     rmSync,
     statSync,
     writeFileSync,
@@ -42,15 +41,14 @@ import { join, relative, resolve } from "node:path"
 import {
     buildDevs,
     withBuildLock,
+    runCollect,
     cliPath,
     genDir,
     repoRoot,
     startDevice,
-    stripAnsi,
     writeEntry,
 } from "../test/tools/sim.mjs"
 import { connectPeer, endPeer, startMosquitto } from "../test/tools/brokers.mjs"
-import { killPid, onExit, pidAlive, track } from "../test/tools/proc.mjs"
 
 const delay = ms => new Promise(r => setTimeout(r, ms))
 
@@ -311,29 +309,6 @@ const builds = async (module, params) =>
 // `devs build --stats` writes the shared .devicescript/bin, so it runs inside
 // the build lock of test/tools/sim.mjs.
 
-function runCollect(cmd, args, timeoutMs) {
-    return new Promise((res, rej) => {
-        const c = spawn(cmd, args, {
-            cwd: repoRoot,
-            detached: true,
-            stdio: ["ignore", "pipe", "pipe"],
-        })
-        track(c, `bench: ${args.slice(-2).join(" ")}`)
-        let out = ""
-        c.stdout.on("data", d => (out += d))
-        c.stderr.on("data", d => (out += d))
-        const t = setTimeout(() => killPid(c.pid), timeoutMs)
-        c.on("error", e => {
-            clearTimeout(t)
-            rej(e)
-        })
-        c.on("close", code => {
-            clearTimeout(t)
-            res({ code, output: stripAnsi(out) })
-        })
-    })
-}
-
 /** `devs build --stats entry` in the lock: .devs size and per-function sizes. */
 async function statsBuild(entry) {
     const rel = relative(repoRoot, resolve(repoRoot, entry))
@@ -344,7 +319,7 @@ async function statsBuild(entry) {
         const r = await runCollect(
             process.execPath,
             [cliPath, "--no-colors", "build", "--stats", rel],
-            120_000
+            { timeoutMs: 120_000, name: `bench: build --stats ${rel}` }
         )
         if (r.code !== 0 || !existsSync(join(bin, "bytecode.devs")))
             throw new Error(`devs build --stats ${rel} failed:\n${r.output}`)

@@ -23,13 +23,12 @@
 // `mkdir test/.gen/build.lock` holding the owner's pid) and read the results
 // before releasing it.
 
-import { spawn, execFileSync } from "node:child_process"
+import { execFileSync } from "node:child_process"
 import {
     existsSync,
     mkdirSync,
     readdirSync,
     readFileSync,
-    renameSync,
     rmSync,
     statSync,
     writeFileSync,
@@ -44,14 +43,13 @@ import {
 import {
     buildDevs,
     withBuildLock,
+    runCollect,
     cliPath,
     genDir,
     repoRoot,
     startDevice,
-    stripAnsi,
     writeEntry,
 } from "../test/tools/sim.mjs"
-import { killPid, onExit, pidAlive, track } from "../test/tools/proc.mjs"
 
 const args = process.argv.slice(2)
 const CHECK = args.includes("--check")
@@ -72,26 +70,6 @@ const kb = n => (n / 1024).toFixed(1) + " KB"
 
 const bytecodeDir = join(repoRoot, ".devicescript/bin")
 
-function run(cmd, argv, timeoutMs) {
-    return new Promise((resolve, reject) => {
-        const child = spawn(cmd, argv, {
-            cwd: repoRoot,
-            detached: true,
-            stdio: ["ignore", "pipe", "pipe"],
-        })
-        track(child, argv.join(" "))
-        let out = ""
-        child.stdout.on("data", d => (out += d))
-        child.stderr.on("data", d => (out += d))
-        const timer = setTimeout(() => killPid(child.pid), timeoutMs)
-        child.on("error", reject)
-        child.on("close", code => {
-            clearTimeout(timer)
-            resolve({ code, out: stripAnsi(out) })
-        })
-    })
-}
-
 /**
  * `devs build --stats entry` under the build lock.
  * @returns {{ devsBytes: number, functions: number, data: number, strings: number,
@@ -100,14 +78,16 @@ function run(cmd, argv, timeoutMs) {
 async function statsBuild(entryRel) {
     return withBuildLock(async () => {
         rmSync(join(bytecodeDir, "bytecode.devs"), { force: true })
-        const r = await run(
+        const r = await runCollect(
             process.execPath,
             [cliPath, "--no-colors", "build", "--stats", entryRel],
-            120_000
+            { timeoutMs: 120_000, name: `budgets: build --stats ${entryRel}` }
         )
         const devsPath = join(bytecodeDir, "bytecode.devs")
         if (r.code !== 0 || !existsSync(devsPath))
-            throw new Error(`devs build --stats ${entryRel} failed:\n${r.out}`)
+            throw new Error(
+                `devs build --stats ${entryRel} failed:\n${r.output}`
+            )
         const devsBytes = statSync(devsPath).size
         const sizes = readFileSync(
             join(bytecodeDir, "bytecode-sizes.md"),

@@ -7,11 +7,15 @@
 // entry `import { pins, board } from "@dsboard/<id>"` + `import "<app>"`.
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { spawn } from "node:child_process"
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs"
 import { join, relative } from "node:path"
-import { buildDevs, cliPath, genDir, repoRoot, stripAnsi } from "../tools/sim.mjs"
-import { killPid, track } from "../tools/proc.mjs"
+import {
+    buildDevs,
+    cliPath,
+    genDir,
+    repoRoot,
+    runCollect,
+} from "../tools/sim.mjs"
 
 const boardsDir = join(repoRoot, "boards")
 const devsDir = join(repoRoot, "devs")
@@ -33,7 +37,10 @@ let n = 0
 /** Writes test/.gen/<name>-<pid>-<n>-<time>.ts (run.mjs cleans these up). */
 function entry(name, src) {
     mkdirSync(genDir, { recursive: true })
-    const file = join(genDir, `${name}-${process.pid}-${++n}-${Date.now().toString(36)}.ts`)
+    const file = join(
+        genDir,
+        `${name}-${process.pid}-${++n}-${Date.now().toString(36)}.ts`
+    )
     writeFileSync(file, src)
     return file
 }
@@ -45,22 +52,9 @@ function spec(abs) {
 
 /** Runs the DeviceScript CLI (no build: only reads boards/) and returns its output. */
 function cli(args, timeoutMs = 60000) {
-    return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [cliPath, "--no-colors", ...args], {
-            cwd: repoRoot,
-            detached: true,
-            stdio: ["ignore", "pipe", "pipe"],
-        })
-        track(child, `devs ${args.join(" ")}`)
-        let out = ""
-        child.stdout.on("data", d => (out += d))
-        child.stderr.on("data", d => (out += d))
-        const timer = setTimeout(() => killPid(child.pid), timeoutMs)
-        child.on("error", reject)
-        child.on("close", code => {
-            clearTimeout(timer)
-            resolve({ code, out: stripAnsi(out) })
-        })
+    return runCollect(process.execPath, [cliPath, "--no-colors", ...args], {
+        timeoutMs,
+        name: `devs ${args.join(" ")}`,
     })
 }
 
@@ -70,13 +64,23 @@ test("boards/: an ESP32 Wi-Fi dev kit and the Pico W, in the `devs add board` fo
         archs.some(a => a === "esp32c3" || a === "esp32s3"),
         `an ESP32-C3/S3 board, got ${archs}`
     )
-    assert.ok(archs.includes("rp2040w"), `a Pico W (rp2040w) board, got ${archs}`)
+    assert.ok(
+        archs.includes("rp2040w"),
+        `a Pico W (rp2040w) board, got ${archs}`
+    )
     for (const { id, json } of boards) {
         assert.match(id, /^[a-z0-9_]+$/, `board id ${id}`)
-        assert.match(json.$schema, /deviceconfig\.schema\.json$/, `${id}: $schema`)
+        assert.match(
+            json.$schema,
+            /deviceconfig\.schema\.json$/,
+            `${id}: $schema`
+        )
         assert.ok(json.devName, `${id}: devName`)
         assert.match(json.productId, /^0x3[0-9a-f]{7}$/, `${id}: productId`)
-        assert.ok(json.led && json.led.pin !== undefined, `${id}: the status LED`)
+        assert.ok(
+            json.led && json.led.pin !== undefined,
+            `${id}: the status LED`
+        )
         assert.ok(Object.keys(json.pins || {}).length > 0, `${id}: pins`)
         // the LED pin is the runtime's, not a free pin
         if (typeof json.led.pin === "number" && json.led.type !== 100)
@@ -93,10 +97,18 @@ test("the CLI accepts the boards (devs flash esp32/rp2040 list them, no error)",
         ["rp2040", /^rp2040/],
     ]) {
         const r = await cli(["flash", arch, "--help"])
-        assert.equal(r.code, 0, r.out)
-        assert.doesNotMatch(r.out, /board\.json\(\d+\)/, "a board file has errors")
+        assert.equal(r.code, 0, r.output)
+        assert.doesNotMatch(
+            r.output,
+            /board\.json\(\d+\)/,
+            "a board file has errors"
+        )
         for (const b of boards.filter(b => family.test(b.json.archId)))
-            assert.match(r.out, new RegExp(`--board ${b.id}\\s`), `devs flash ${arch} lists ${b.id}`)
+            assert.match(
+                r.output,
+                new RegExp(`--board ${b.id}\\s`),
+                `devs flash ${arch} lists ${b.id}`
+            )
     }
 })
 
@@ -113,17 +125,20 @@ for (const { id, json } of boards) {
                 assert.ok(out.endsWith(".devs"))
             })
         }
-        await t.test("the LED on a board pin (devs/led.ts PinLed) type-checks", async () => {
-            const pin = Object.keys(json.pins)[0]
-            const file = entry(
-                `board-${id}-pinled`,
-                `import { pins } from "@dsboard/${id}"\n` +
-                    `import { PinLed } from ${JSON.stringify(spec(join(devsDir, "led.ts")))}\n` +
-                    `const led = new PinLed(pins.${pin})\n` +
-                    `await led.toggle()\n`
-            )
-            await buildDevs(file)
-        })
+        await t.test(
+            "the LED on a board pin (devs/led.ts PinLed) type-checks",
+            async () => {
+                const pin = Object.keys(json.pins)[0]
+                const file = entry(
+                    `board-${id}-pinled`,
+                    `import { pins } from "@dsboard/${id}"\n` +
+                        `import { PinLed } from ${JSON.stringify(spec(join(devsDir, "led.ts")))}\n` +
+                        `const led = new PinLed(pins.${pin})\n` +
+                        `await led.toggle()\n`
+                )
+                await buildDevs(file)
+            }
+        )
     })
 }
 

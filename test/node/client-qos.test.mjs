@@ -17,6 +17,7 @@ import {
     connectPeer,
     endPeer,
     startBroker,
+    withTimeout,
 } from "../tools/brokers.mjs"
 import { runDevice } from "../tools/sim.mjs"
 
@@ -59,20 +60,6 @@ function hash(b) {
     let h = 0
     for (let i = 0; i < b.length; i++) h = (h * 31 + b[i]) & 0xffffff
     return h
-}
-
-/** Rejects with `what` after ms unless the promise settles first. */
-function withTimeout(promise, ms, what) {
-    let timer
-    return Promise.race([
-        promise,
-        new Promise((_, reject) => {
-            timer = setTimeout(
-                () => reject(new Error(`timed out after ${ms} ms: ${what}`)),
-                ms
-            )
-        }),
-    ]).finally(() => clearTimeout(timer))
 }
 
 /**

@@ -20,7 +20,7 @@ import { killPid, onExit, pidAlive, track } from "./proc.mjs"
 const delay = ms => new Promise(r => setTimeout(r, ms))
 
 /** Rejects with `what` after ms unless the promise settles first. */
-function withTimeout(promise, ms, what) {
+export function withTimeout(promise, ms, what) {
     let timer
     return Promise.race([
         promise,

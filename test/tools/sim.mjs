@@ -134,7 +134,11 @@ function releaseLock() {
  * collects its output.
  * @returns {Promise<{ code: number|null, signal: string|null, output: string, timedOut: boolean }>}
  */
-function runCollect(cmd, args, { cwd = repoRoot, timeoutMs, name } = {}) {
+export function runCollect(
+    cmd,
+    args,
+    { cwd = repoRoot, timeoutMs, name } = {}
+) {
     return new Promise((resolvePromise, reject) => {
         const child = spawn(cmd, args, {
             cwd,
