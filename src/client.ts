@@ -13,7 +13,6 @@ import {
     encodeConnect,
     encodeEmpty,
     checkPublishTopic,
-    encodePublish,
     writePublish,
     encodeSubscribe,
     encodeUnsubscribe,
@@ -23,7 +22,6 @@ import { MQTTException, ProtocolError, connackReason } from "./errors"
 import { FrameDecoder } from "./framer"
 import { OutMessage, OutState, Session } from "./session"
 import { Signal } from "./signal"
-import { checkFilter, checkTopicName } from "./topic"
 import { DeviceSocketTransport, Transport } from "./transport"
 import { Connectivity, WifiConnectivity } from "./connectivity"
 
@@ -355,8 +353,7 @@ export class MQTTClient {
         checkQosArg(qos)
         const payload = toBuffer(msg, "will message")
         try {
-            checkTopicName(topic)
-            encodePublish(topic, payload, 0, false, false, 0)
+            checkPublishTopic(topic)
         } catch (e) {
             throw argError("setLastWill", e)
         }
