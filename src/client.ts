@@ -122,7 +122,11 @@ export const enum MQTTState {
     Error = -1,
 }
 
-/** A received PUBLISH waiting for delivery to the callback. */
+/**
+ * A received PUBLISH waiting for delivery to the callback.
+ *
+ * @devsWhenUsed
+ */
 class InMessage {
     /** PUBREL seen for this QoS 2 message before it was delivered */
     released = false
@@ -176,6 +180,8 @@ function toBuffer(msg: string | Buffer, what: string): Buffer {
 /**
  * The umqtt client: the QuecPython/MicroPython API on DeviceScript, with
  * QoS 0/1/2 both ways, keepalive, bounded queues and internal reconnect.
+ *
+ * @devsWhenUsed
  */
 export class MQTTClient {
     private readonly servers: MQTTServer[] = []

@@ -503,6 +503,8 @@ export function encodePacket(p: Packet): Buffer {
 /**
  * Reads fields from a packet body in order, failing with a clear message
  * whenever a field runs past the end.
+ *
+ * @devsWhenUsed
  */
 class BodyReader {
     constructor(

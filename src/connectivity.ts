@@ -17,6 +17,8 @@ export interface Connectivity {
 /**
  * The shared bookkeeping of a connectivity source: the current state and
  * the listeners, told only about real changes.
+ *
+ * @devsWhenUsed
  */
 export class ConnectivitySource implements Connectivity {
     private up: boolean
@@ -57,6 +59,8 @@ export class ConnectivitySource implements Connectivity {
 /**
  * A source the application or a test drives, for instance in the simulator,
  * which has no Wi-Fi, or with a modem whose state the application knows.
+ *
+ * @devsWhenUsed
  */
 export class ManualConnectivity extends ConnectivitySource {
     constructor(up = true) {
@@ -73,6 +77,8 @@ export class ManualConnectivity extends ConnectivitySource {
  * The Wi-Fi role (`gotIp`, `lostIp`, `ipAddress`) as a connectivity source:
  * the default on hardware. Until the role reports, the network counts as
  * up, so a device whose firmware never binds the role still connects.
+ *
+ * @devsWhenUsed
  */
 export class WifiConnectivity extends ConnectivitySource {
     constructor(readonly wifi: ds.Wifi = new ds.Wifi()) {

@@ -2,6 +2,8 @@
  * The broker refused the connection: `code` is the CONNACK return code
  * (1 unacceptable protocol version, 2 identifier rejected, 3 server
  * unavailable, 4 bad user name or password, 5 not authorized).
+ *
+ * @devsWhenUsed
  */
 export class MQTTException extends Error {
     /** The CONNACK return code, or another MQTT code where noted. */
@@ -19,6 +21,8 @@ export class MQTTException extends Error {
  * Bytes that break the MQTT wire format, either received from the broker or
  * about to be encoded. The connection that carried them cannot be trusted any
  * more (MQTT 3.1.1 §4.8: the receiver closes the network connection).
+ *
+ * @devsWhenUsed
  */
 export class ProtocolError extends Error {
     constructor(message: string) {

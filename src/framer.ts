@@ -13,6 +13,8 @@ import { ProtocolError } from "./errors"
  * most one frame body and the current chunk are held. A frame whose header
  * declares more than `maxPacketSize` bytes is refused as soon as its header
  * is complete, before its body can fill the heap.
+ *
+ * @devsWhenUsed
  */
 export class FrameDecoder {
     /** unread chunks; the first is read from `offset` on */

@@ -25,7 +25,11 @@ export const enum OutState {
     Failed = 5,
 }
 
-/** An outgoing PUBLISH from `publish()` until it is acknowledged. */
+/**
+ * An outgoing PUBLISH from `publish()` until it is acknowledged.
+ *
+ * @devsWhenUsed
+ */
 export class OutMessage {
     packetId = 0
     state = OutState.Queued
@@ -57,7 +61,11 @@ export class OutMessage {
     }
 }
 
-/** A SUBSCRIBE or UNSUBSCRIBE waiting for its SUBACK / UNSUBACK. */
+/**
+ * A SUBSCRIBE or UNSUBSCRIBE waiting for its SUBACK / UNSUBACK.
+ *
+ * @devsWhenUsed
+ */
 export class PendingRequest {
     /** granted QoS codes once the SUBACK arrived */
     granted: number[] = null
@@ -73,6 +81,13 @@ export class PendingRequest {
 /** Packet ids 1..65535 (§2.3.1). */
 const MAX_PACKET_ID = 65535
 
+/**
+ * The protocol state of one MQTT session, without timers or sockets: packet
+ * ids, outgoing messages in flight, pending (un)subscribe requests and the
+ * ids of incoming QoS 2 messages not yet released.
+ *
+ * @devsWhenUsed
+ */
 export class Session {
     /** sent and not yet acknowledged, in the order they were first sent */
     readonly inflight: OutMessage[] = []

@@ -5,6 +5,8 @@ import * as ds from "@devicescript/core"
  * that moment. Lighter than `ds.emitter()` + `ds.wait()`, which starts a
  * fiber per emit. Waiters re-check their condition after waking, so a
  * notify that finds nobody waiting is never a lost wake-up.
+ *
+ * @devsWhenUsed
  */
 export class Signal {
     private waiters: ds.Fiber[] = []

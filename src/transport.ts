@@ -43,6 +43,8 @@ const WRITE_BUSY_RETRIES = 500
  * instead of throwing, and hands data straight to the client without
  * logging or buffering. The VM has one socket: opening another (also
  * `fetch`) ends this one.
+ *
+ * @devsWhenUsed
  */
 export class DeviceSocketTransport implements Transport {
     onData: (chunk: Buffer) => void = null
