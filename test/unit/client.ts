@@ -42,8 +42,11 @@ class ScriptedTransport implements Transport {
         this.open_ = true
         this.framer.reset()
     }
+    /** socket writes so far */
+    writes = 0
     async write(data: Buffer) {
         if (!this.open_) throw new Error("scripted: not connected")
+        this.writes++
         this.framer.push(data)
         for (;;) {
             const p = this.framer.next()
@@ -543,5 +546,71 @@ describe("sessions across reconnects", () => {
         const end = ds.millis() + 2000
         while (rejected < 2 && ds.millis() < end) await ds.sleep(5)
         expect(rejected).toBe(2)
+    })
+})
+
+describe("write buffer", () => {
+    function topics(t: ScriptedTransport) {
+        return t
+            .sent(PacketType.Publish)
+            .map(p => (p as PublishPacket).payload.toString())
+            .join(",")
+    }
+    test("small QoS 0 publishes go out together, in order, once the fiber yields", async () => {
+        const { c, t } = await connected({ writeBuffer: 256 })
+        const before = t.writes
+        for (let i = 0; i < 10; ++i) await c.publish("t/x", `m${i}`, i === 3, 0)
+        // nothing yielded yet: all ten wait in the buffer
+        expect(t.writes).toBe(before)
+        await ds.sleep(1)
+        expect(topics(t)).toBe("m0,m1,m2,m3,m4,m5,m6,m7,m8,m9")
+        expect(t.writes).toBe(before + 1)
+        const p3 = t.sent(PacketType.Publish)[3] as PublishPacket
+        expect(p3.retain).toBe(true)
+        expect(p3.topic).toBe("t/x")
+        await c.disconnect()
+    })
+    test("a full buffer is written; other packets never overtake it", async () => {
+        const { c, t } = await connected({ writeBuffer: 32 })
+        await c.publish("a", "1", false, 0)
+        await c.publish("a", "2", false, 0)
+        await c.ping() // PINGREQ: the buffer goes first
+        expect(topics(t)).toBe("1,2")
+        expect(t.sent(PacketType.Pingreq).length).toBe(1)
+        // 6-byte packets: five fill 30 of the 32 bytes; the sixth writes them
+        for (let i = 3; i < 9; ++i) await c.publish("a", `${i}`, false, 0)
+        expect(topics(t)).toBe("1,2,3,4,5,6,7")
+        await c.publish("d", Buffer.alloc(200), false, 0) // too large: direct
+        const names = () =>
+            t.sent(PacketType.Publish).map(p => (p as PublishPacket).topic).join("")
+        expect(names()).toBe("aaaaaaaad")
+        await c.publish("a", "9", false, 0)
+        let acked = false
+        ;(async () => {
+            await c.publish("b", "10", false, 1)
+            acked = true
+        }).start()
+        const all = await t.waitSent(PacketType.Publish, 11)
+        expect(names()).toBe("aaaaaaaadab")
+        t.feed(encodeAck(PacketType.Puback, (all[10] as PublishPacket).packetId))
+        const end = ds.millis() + 2000
+        while (!acked && ds.millis() < end) await ds.sleep(5)
+        expect(acked).toBe(true)
+        await c.disconnect()
+    })
+    test("disconnect writes the buffer before DISCONNECT; bad sizes throw", async () => {
+        const { c, t } = await connected({ writeBuffer: 512 })
+        await c.publish("t", "last", false, 0)
+        await c.disconnect()
+        expect(topics(t)).toBe("last")
+        const last = t.written[t.written.length - 1]
+        expect(last.type).toBe(PacketType.Disconnect)
+        let msg = ""
+        try {
+            new MQTTClient("x", "h", 0, { writeBuffer: -1 })
+        } catch (e) {
+            msg = (e as Error).message
+        }
+        expect(msg.indexOf("writeBuffer") >= 0).toBe(true)
     })
 })
