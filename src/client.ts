@@ -134,21 +134,6 @@ export const enum MQTTState {
     Error = -1,
 }
 
-/**
- * A received PUBLISH waiting for delivery to the callback.
- *
- * @devsWhenUsed
- */
-class InMessage {
-    /** PUBREL seen for this QoS 2 message before it was delivered */
-    released = false
-
-    constructor(
-        readonly p: PublishPacket,
-        readonly gen: number
-    ) {}
-}
-
 /** Writes between two yields to the scheduler. */
 const YIELD_EVERY_WRITES = 32
 const DEFAULT_PORT = 1883
@@ -226,7 +211,14 @@ export class MQTTClient {
 
     /** publishes not yet written (QoS 0) or not yet in flight (QoS 1/2) */
     private readonly outbox: OutMessage[] = []
-    private readonly incoming: InMessage[] = []
+    private readonly incoming: PublishPacket[] = []
+    /**
+     * how many messages at the head of `incoming` arrived on an earlier
+     * connection: their QoS 1 PUBACK is not sent, the broker sends them again
+     */
+    private staleIncoming = 0
+    /** ids of queued QoS 2 messages whose PUBREL came before delivery */
+    private releasedEarly: number[] = []
     /** filters to subscribe again when the broker lost the session */
     private readonly subscriptions: { topic: string; qos: number }[] = []
     private pumping = false
@@ -444,6 +436,8 @@ export class MQTTClient {
         this.failInflight(err)
         this.failOutbox(err)
         this.incoming.insert(0, -this.incoming.length)
+        this.staleIncoming = 0
+        this.releasedEarly = []
         this.progress.notify()
         this.inbox.notify()
     }
@@ -501,13 +495,13 @@ export class MQTTClient {
                   ? Buffer.from(msg)
                   : toBuffer(msg, "msg")
         let packet: Buffer
-        try {
-            if (topic !== this.lastTopic) {
+        if (topic !== this.lastTopic) {
+            try {
                 this.lastTopicLen = checkPublishTopic(topic)
-                this.lastTopic = topic
+            } catch (e) {
+                throw argError("publish", e)
             }
-        } catch (e) {
-            throw argError("publish", e)
+            this.lastTopic = topic
         }
         const stage = this.stage
         if (
@@ -660,6 +654,7 @@ export class MQTTClient {
      */
     private async openSession(reconnect: boolean) {
         const gen = ++this.gen
+        this.staleIncoming = this.incoming.length
         this.framer.reset()
         this.connack = null
         this.linkError = null
@@ -1050,7 +1045,10 @@ export class MQTTClient {
             let p: Packet = null
             try {
                 p = this.framer.next()
-                if (p) await this.handle(p)
+                // the common case without the dispatch call
+                if (p && p.type === PacketType.Publish && this.connack)
+                    await this.onPublish(p as PublishPacket)
+                else if (p) await this.handle(p)
             } catch (e) {
                 if (gen === this.gen) this.lose(e as Error, false)
                 return
@@ -1119,50 +1117,55 @@ export class MQTTClient {
                     "incoming queue overflow: the broker ignores its in-flight window"
                 )
         }
-        this.incoming.push(new InMessage(p, this.gen))
+        this.incoming.push(p)
         this.inbox.notify()
     }
 
     private async onPubrel(id: number) {
         for (const m of this.incoming)
-            if (m.p.qos === 2 && m.p.packetId === id) {
-                m.released = true // PUBCOMP once it is delivered
+            if (m.qos === 2 && m.packetId === id) {
+                // PUBCOMP once it is delivered
+                if (this.releasedEarly.indexOf(id) < 0)
+                    this.releasedEarly.push(id)
                 return
             }
         this.session.releaseQos2(id)
         await this.send(encodeAck(PacketType.Pubcomp, id))
     }
 
-    /** Hands the messages queued now to the callback, then acknowledges them. */
+    /**
+     * Hands the messages queued now to the callback, then acknowledges them.
+     * The packet itself is the callback's `info` (it has `qos`, `retain`
+     * and `dup`): one object less per message.
+     */
     private async deliverQueued() {
         let n = this.incoming.length
         while (n-- > 0 && this.incoming.length > 0) {
-            const m = this.incoming.shift()
-            const p = m.p
+            const p = this.incoming.shift()
+            const stale = this.staleIncoming > 0
+            if (stale) this.staleIncoming--
             const cb = this.onMessage
             if (cb) {
                 try {
-                    await cb(p.topic, p.payload, {
-                        qos: p.qos,
-                        retain: p.retain,
-                        dup: p.dup,
-                    })
+                    await cb(p.topic, p.payload, p)
                 } catch (e) {
                     await this.reportError(e as Error)
                 }
             }
-            await this.acknowledgeDelivered(m)
+            if (p.qos !== 0) await this.acknowledgeDelivered(p, stale)
             if (n % 4 === 3) await ds.sleep(0) // the VM's watchdog
         }
     }
 
-    private async acknowledgeDelivered(m: InMessage) {
-        const p = m.p
-        if (p.qos === 0 || this.state !== MQTTState.Connected) return
+    private async acknowledgeDelivered(p: PublishPacket, stale: boolean) {
+        if (this.state !== MQTTState.Connected) return
         try {
-            if (p.qos === 1 && m.gen === this.gen)
+            if (p.qos === 1 && !stale)
                 await this.send(encodeAck(PacketType.Puback, p.packetId))
-            else if (p.qos === 2 && m.released) {
+            else if (p.qos === 2) {
+                const i = this.releasedEarly.indexOf(p.packetId)
+                if (i < 0) return
+                this.releasedEarly.insert(i, -1)
                 this.session.releaseQos2(p.packetId)
                 await this.send(encodeAck(PacketType.Pubcomp, p.packetId))
             }

@@ -892,6 +892,13 @@ export function decodeFromServer(
     start: number,
     end: number
 ): Packet {
+    // the common case first, with its flag rules inline (§3.3.1-2, -4)
+    if (
+        first >> 4 === PacketType.Publish &&
+        (first & 0x06) !== 0x06 &&
+        (first & 0x0e) !== 0x08
+    )
+        return decodePublish(first, buf, start, end)
     checkFixedFlags(first)
     const type: PacketType = first >> 4
     const p = decodeShared(type, first, buf, start, end)

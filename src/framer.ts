@@ -69,8 +69,59 @@ export class FrameDecoder {
      */
     next(): Packet {
         if (this.failed) throw this.failed
+        // one function for the hot path: a call costs as much as the work
         try {
-            return this.nextFrame()
+            if (this.body) return this.fillBody()
+            if (this.chunks.length === 0) return null
+            // fixed header: the first byte and 1..4 bytes of remaining length
+            let remaining = 0
+            let multiplier = 1
+            let headerLen = 1
+            const h = this.chunks[0]
+            const o = this.offset
+            if (o + 2 <= h.length && h[o + 1] < 0x80) {
+                // the common case, read in place: a length below 128
+                remaining = h[o + 1]
+                headerLen = 2
+            } else
+                for (;;) {
+                    if (headerLen > 4)
+                        throw new ProtocolError(
+                            "malformed remaining length: more than four bytes"
+                        ) // §2.2.3
+                    const b = this.peek(headerLen)
+                    if (b < 0) return null
+                    remaining += (b & 0x7f) * multiplier
+                    multiplier *= 128
+                    headerLen++
+                    if ((b & 0x80) === 0) break
+                }
+            const first = h[o]
+            const total = headerLen + remaining
+            if (remaining > MAX_REMAINING_LENGTH || total > this.maxPacketSize)
+                throw new ProtocolError(
+                    `${packetName(first >> 4)} of ${total} bytes is larger than the maximum packet size ${this.maxPacketSize}`
+                )
+            const head = this.chunks[0]
+            if (this.offset + total <= head.length) {
+                // the common case: the whole frame is inside the first chunk,
+                // decoded in place (a copy of a 16 KB body may not fit the heap)
+                const start = this.offset + headerLen
+                this.offset += total
+                if (this.offset >= head.length) {
+                    this.offset = 0
+                    this.chunks.shift()
+                }
+                this.pending -= total
+                return this.decode(first, head, start, start + remaining)
+            }
+            // the frame spans chunks: assemble its body as bytes arrive
+            this.advance(headerLen)
+            this.first = first
+            this.frameSize = total
+            this.body = Buffer.alloc(remaining)
+            this.filled = 0
+            return this.fillBody()
         } catch (e) {
             const err =
                 e instanceof ProtocolError
@@ -83,56 +134,6 @@ export class FrameDecoder {
             this.body = null
             throw err
         }
-    }
-
-    private nextFrame(): Packet {
-        if (this.body) return this.fillBody()
-        if (this.chunks.length === 0) return null
-        // fixed header: the first byte and 1..4 bytes of remaining length
-        let remaining = 0
-        let multiplier = 1
-        let headerLen = 1
-        const h = this.chunks[0]
-        const o = this.offset
-        if (o + 2 <= h.length && h[o + 1] < 0x80) {
-            // the common case, read in place: a length below 128
-            remaining = h[o + 1]
-            headerLen = 2
-        } else
-            for (;;) {
-                if (headerLen > 4)
-                    throw new ProtocolError(
-                        "malformed remaining length: more than four bytes"
-                    ) // §2.2.3
-                const b = this.peek(headerLen)
-                if (b < 0) return null
-                remaining += (b & 0x7f) * multiplier
-                multiplier *= 128
-                headerLen++
-                if ((b & 0x80) === 0) break
-            }
-        const first = h[o]
-        const total = headerLen + remaining
-        if (remaining > MAX_REMAINING_LENGTH || total > this.maxPacketSize)
-            throw new ProtocolError(
-                `${packetName(first >> 4)} of ${total} bytes is larger than the maximum packet size ${this.maxPacketSize}`
-            )
-        const head = this.chunks[0]
-        if (this.offset + total <= head.length) {
-            // the common case: the whole frame is inside the first chunk,
-            // decoded in place (a copy of a 16 KB body may not fit the heap)
-            const start = this.offset + headerLen
-            this.advance(total)
-            this.pending -= total
-            return this.decode(first, head, start, start + remaining)
-        }
-        // the frame spans chunks: assemble its body as bytes arrive
-        this.advance(headerLen)
-        this.first = first
-        this.frameSize = total
-        this.body = Buffer.alloc(remaining)
-        this.filled = 0
-        return this.fillBody()
     }
 
     /** Byte `i` of the unread input, or -1 when it has not arrived yet. */

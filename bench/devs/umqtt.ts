@@ -6,13 +6,17 @@ export interface UmqttParams {
     port: number
     /** this bench invocation's tag: topics and client ids */
     tag: string
-    /** phases to run, in order: connect q0 q1s q1w q2s q2w in */
+    /** phases to run, in order: connect q0 q0b q1s q1w q2s q2w in */
     phases: string[]
     payloadSize: number
     /** connect(): how many timed connections */
     connects: number
     /** messages of each publish phase */
     q0: number
+    /** messages of the q0b phase: QoS 0 through a client with `writeBuffer` */
+    q0b: number
+    /** that client's writeBuffer option */
+    writeBuffer: number
     q1s: number
     q1w: number
     q2s: number
@@ -32,7 +36,6 @@ export interface UmqttParams {
     ballast?: number
 }
 
-
 let ctl = 0
 let inCount = 0
 let inExpected = 0
@@ -51,7 +54,13 @@ async function nextPhase(c: MQTTClient, k: number) {
 }
 
 /** One publishing fiber of a windowed phase. */
-async function publisher(c: MQTTClient, topic: string, msg: Buffer, qos: number, n: number) {
+async function publisher(
+    c: MQTTClient,
+    topic: string,
+    msg: Buffer,
+    qos: number,
+    n: number
+) {
     try {
         for (let i = 0; i < n; ++i) await c.publish(topic, msg, false, qos)
     } catch (e) {
@@ -79,7 +88,8 @@ async function publishPhase(
     if (fibers <= 1) {
         for (let i = 0; i < total; ++i) await c.publish(topic, msg, false, qos)
     } else {
-        for (let f = 0; f < fibers; ++f) publisher.start(c, topic, msg, qos, per)
+        for (let f = 0; f < fibers; ++f)
+            publisher.start(c, topic, msg, qos, per)
         while (finished < fibers) await ds.sleep(1)
     }
     const t1 = ds.millis()
@@ -122,15 +132,39 @@ class TimedTransport implements Transport {
     }
 }
 
+/**
+ * QoS 0 through a client with the `writeBuffer` option: timed until
+ * `flush()` wrote the last packet, so the rate counts written messages.
+ */
+async function bufferedPhase(p: UmqttParams, base: string, msg: Buffer) {
+    const c = new MQTTClient(`bench-buf-${p.tag}`, "127.0.0.1", p.port, {
+        reconn: false,
+        writeBuffer: p.writeBuffer,
+    })
+    await c.connect()
+    const topic = base + "/q0b"
+    const t0 = ds.millis()
+    for (let i = 0; i < p.q0b; ++i) await c.publish(topic, msg, false, 0)
+    await c.flush()
+    const t1 = ds.millis()
+    await c.disconnect()
+    log(`RESULT q0b topic=${topic} n=${p.q0b} t0=${t0} t1=${t1} failures=0 `)
+}
+
 async function connectPhase(p: UmqttParams, base: string) {
     const total: number[] = []
     const mqtt: number[] = []
     for (let i = 0; i < p.connects; ++i) {
         const t = new TimedTransport()
-        const c = new MQTTClient(`bench-conn-${p.tag}-${i}`, "127.0.0.1", p.port, {
-            reconn: false,
-            transport: t,
-        })
+        const c = new MQTTClient(
+            `bench-conn-${p.tag}-${i}`,
+            "127.0.0.1",
+            p.port,
+            {
+                reconn: false,
+                transport: t,
+            }
+        )
         const t0 = ds.millis()
         await c.connect()
         total.push(ds.millis() - t0)
@@ -177,7 +211,9 @@ export async function main(p: UmqttParams) {
             for (;;) await ds.sleep(1)
         }).start()
     for (const ph of p.phases) {
+        // clients of their own, before the main one: the VM has one socket
         if (ph === "connect") await connectPhase(p, base)
+        else if (ph === "q0b") await bufferedPhase(p, base, msg)
     }
     const c = new MQTTClient(`bench-umqtt-${p.tag}`, "127.0.0.1", p.port, {
         keepalive: 60,
@@ -203,12 +239,15 @@ export async function main(p: UmqttParams) {
     log("READY")
     await nextPhase(c, ++k)
     for (const ph of p.phases) {
-        if (ph === "connect") continue
-        if (ph === "q0") await publishPhase(c, ph, base + "/q0", msg, 0, p.q0, 1)
-        else if (ph === "q1s") await publishPhase(c, ph, base + "/q1s", msg, 1, p.q1s, 1)
+        if (ph === "connect" || ph === "q0b") continue
+        if (ph === "q0")
+            await publishPhase(c, ph, base + "/q0", msg, 0, p.q0, 1)
+        else if (ph === "q1s")
+            await publishPhase(c, ph, base + "/q1s", msg, 1, p.q1s, 1)
         else if (ph === "q1w")
             await publishPhase(c, ph, base + "/q1w", msg, 1, p.q1w, p.fibers)
-        else if (ph === "q2s") await publishPhase(c, ph, base + "/q2s", msg, 2, p.q2s, 1)
+        else if (ph === "q2s")
+            await publishPhase(c, ph, base + "/q2s", msg, 2, p.q2s, 1)
         else if (ph === "q2w")
             await publishPhase(c, ph, base + "/q2w", msg, 2, p.q2w, p.fibers)
         else if (ph === "in") await inboundPhase(c, p, base)

@@ -147,10 +147,7 @@ describe("connect", () => {
         expect(c.getMqttsta()).toBe(-1)
     })
     test("constructor arguments are checked", async () => {
-        await throwsAtOnce(
-            async () => new MQTTClient("x", "h", 70000),
-            "port"
-        )
+        await throwsAtOnce(async () => new MQTTClient("x", "h", 70000), "port")
         await throwsAtOnce(
             async () => new MQTTClient("x", "h", 0, { keepalive: 70000 }),
             "keepalive"
@@ -170,8 +167,14 @@ describe("bad arguments", () => {
         await throwsAtOnce(async () => await c.publish("a/+", "x"), "wildcard")
         await throwsAtOnce(async () => await c.publish("a/#", "x"), "wildcard")
         await throwsAtOnce(async () => await c.publish("", "x"), "empty")
-        await throwsAtOnce(async () => await c.publish("a", "x", false, 3), "qos")
-        await throwsAtOnce(async () => await c.publish("a", "x", false, -1), "qos")
+        await throwsAtOnce(
+            async () => await c.publish("a", "x", false, 3),
+            "qos"
+        )
+        await throwsAtOnce(
+            async () => await c.publish("a", "x", false, -1),
+            "qos"
+        )
         await throwsAtOnce(
             async () => await c.publish("a", Buffer.alloc(300)),
             "maxPacketSize"
@@ -180,15 +183,15 @@ describe("bad arguments", () => {
         await throwsAtOnce(async () => await c.subscribe("a+/b"), "wildcard")
         await throwsAtOnce(async () => await c.subscribe("a", 3), "qos")
         await throwsAtOnce(async () => await c.unsubscribe(""), "empty")
-        await throwsAtOnce(
-            async () => c.setLastWill("w", "x", false, 5),
-            "qos"
-        )
+        await throwsAtOnce(async () => c.setLastWill("w", "x", false, 5), "qos")
         expect(t.written.length).toBe(before)
         await c.publish("a", "fine")
         expect(t.sent(PacketType.Publish).length).toBe(1)
         await c.disconnect()
-        await throwsAtOnce(async () => await c.publish("a", "x"), "disconnected")
+        await throwsAtOnce(
+            async () => await c.publish("a", "x"),
+            "disconnected"
+        )
         await throwsAtOnce(async () => await c.connect(), "disconnected")
     })
 })
@@ -388,7 +391,10 @@ describe("connectivity and failover", () => {
     test("connect with the network down throws; up, it connects", async () => {
         const t = new ScriptedTransport()
         const net = new ManualConnectivity(false)
-        const c = new MQTTClient("unit", "b", 0, { transport: t, connectivity: net })
+        const c = new MQTTClient("unit", "b", 0, {
+            transport: t,
+            connectivity: net,
+        })
         await throwsAtOnce(async () => await c.connect(), "network down")
         expect(t.opens.length).toBe(0)
         net.set(true)
@@ -460,13 +466,17 @@ describe("connectivity and failover", () => {
             await c.publish("f/1", "kept", false, 1)
             published = true
         }).start()
-        const first = (await t.waitSent(PacketType.Publish, 1))[0] as PublishPacket
+        const first = (
+            await t.waitSent(PacketType.Publish, 1)
+        )[0] as PublishPacket
         t.refuse.push("broker.test")
         acceptConnects(t, 2)
         t.close()
         t.onClose(new Error("link cut"))
         // the QoS 1 message goes again, with DUP, to the backup broker
-        const again = (await t.waitSent(PacketType.Publish, 2, 5000))[1] as PublishPacket
+        const again = (
+            await t.waitSent(PacketType.Publish, 2, 5000)
+        )[1] as PublishPacket
         expect(again.dup).toBe(true)
         expect(again.packetId).toBe(first.packetId)
         expect(c.currentServer().host).toBe("backup")
@@ -503,7 +513,9 @@ describe("sessions across reconnects", () => {
             await t.waitSent(PacketType.Connect, from, 5000)
             t.feed(encodeConnack(true, 0))
             // §4.4: the broker sends the PUBLISH again, with DUP
-            t.feed(encodePublish("s/2", Buffer.from("once"), 2, false, true, 11))
+            t.feed(
+                encodePublish("s/2", Buffer.from("once"), 2, false, true, 11)
+            )
             t.feed(encodeAck(PacketType.Pubrel, 11))
         }).start()
         t.close()
@@ -539,7 +551,10 @@ describe("sessions across reconnects", () => {
                 }
             }).start()
         await ds.sleep(20)
-        await throwsAtOnce(async () => await c.publish("q", "x", false, 0), "queue full")
+        await throwsAtOnce(
+            async () => await c.publish("q", "x", false, 0),
+            "queue full"
+        )
         expect(done).toBe(0)
         await c.disconnect()
         // disconnect() ends the queued publishes with an error
@@ -582,7 +597,10 @@ describe("write buffer", () => {
         expect(topics(t)).toBe("1,2,3,4,5,6,7")
         await c.publish("d", Buffer.alloc(200), false, 0) // too large: direct
         const names = () =>
-            t.sent(PacketType.Publish).map(p => (p as PublishPacket).topic).join("")
+            t
+                .sent(PacketType.Publish)
+                .map(p => (p as PublishPacket).topic)
+                .join("")
         expect(names()).toBe("aaaaaaaad")
         await c.publish("a", "9", false, 0)
         let acked = false
@@ -592,7 +610,9 @@ describe("write buffer", () => {
         }).start()
         const all = await t.waitSent(PacketType.Publish, 11)
         expect(names()).toBe("aaaaaaaadab")
-        t.feed(encodeAck(PacketType.Puback, (all[10] as PublishPacket).packetId))
+        t.feed(
+            encodeAck(PacketType.Puback, (all[10] as PublishPacket).packetId)
+        )
         const end = ds.millis() + 2000
         while (!acked && ds.millis() < end) await ds.sleep(5)
         expect(acked).toBe(true)
