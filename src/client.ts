@@ -1045,16 +1045,28 @@ export class MQTTClient {
             let p: Packet = null
             try {
                 p = this.framer.next()
-                // the common case without the dispatch call
-                if (p && p.type === PacketType.Publish && this.connack)
-                    await this.onPublish(p as PublishPacket)
-                else if (p) await this.handle(p)
+                // the common case, QoS 0 with room in the queue, inline
+                if (p && p.type === PacketType.Publish && this.connack) {
+                    const pub = p as PublishPacket
+                    if (
+                        pub.qos === 0 &&
+                        this.incoming.length < this.maxIncoming
+                    )
+                        this.incoming.push(pub)
+                    else await this.onPublish(pub)
+                } else if (p) await this.handle(p)
             } catch (e) {
                 if (gen === this.gen) this.lose(e as Error, false)
                 return
             }
-            if (!p) await this.rx.wait(5000)
-            else if (++handled % 8 === 0) await ds.sleep(0) // the VM's watchdog
+            if (!p) {
+                // waitMsg runs once this fiber yields: one wake-up per batch
+                if (this.incoming.length > 0) this.inbox.notify()
+                await this.rx.wait(5000)
+            } else if (++handled % 8 === 0) {
+                if (this.incoming.length > 0) this.inbox.notify()
+                await ds.sleep(0) // the VM's watchdog
+            }
         }
     }
 

@@ -728,9 +728,17 @@ function decodePublish(
     const topicEnd = start + 2 + ((buf[start] << 8) | buf[start + 1])
     if (topicEnd > end) fail("PUBLISH: topic runs past the end of the packet")
     // §1.5.3: well-formed UTF-8 without U+0000, or the connection closes.
-    const topic = decodeUtf8(buf, start + 2, topicEnd)
-    if (topic === null) fail("PUBLISH: topic is not well-formed UTF-8")
-    if (topic.length === 0) fail("PUBLISH: empty topic") // §4.7.3-1
+    // The hot path inlines the copy (Buffer.slice is a bytecode call) and
+    // leaves the rare U+FFFD and U+0000 cases to decodeUtf8.
+    const tlen = topicEnd - start - 2
+    if (tlen === 0) fail("PUBLISH: empty topic") // §4.7.3-1
+    const tbytes = Buffer.alloc(tlen)
+    tbytes.blitAt(0, buf, start + 2, tlen)
+    let topic = tbytes.toString("utf-8")
+    if (topic.indexOf("\ufffd") >= 0 || tbytes.indexOf(0) >= 0) {
+        topic = decodeUtf8(buf, start + 2, topicEnd)
+        if (topic === null) fail("PUBLISH: topic is not well-formed UTF-8")
+    }
     // §3.3.2-2: no wildcards in a topic name.
     if (topic.indexOf("+") >= 0 || topic.indexOf("#") >= 0)
         fail("PUBLISH: wildcard in topic name")
@@ -743,10 +751,12 @@ function decodePublish(
         if (packetId === 0) fail("PUBLISH: packet id 0") // §2.3.1
         pos += 2
     }
+    const payload = Buffer.alloc(end - pos)
+    if (end > pos) payload.blitAt(0, buf, pos, end - pos)
     return {
         type: PacketType.Publish,
         topic,
-        payload: buf.slice(pos, end),
+        payload,
         qos,
         retain: (first & 0x01) !== 0,
         dup: (first & 0x08) !== 0,
