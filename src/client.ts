@@ -25,10 +25,17 @@ import { Signal } from "./signal"
 import { DeviceSocketTransport, Transport } from "./transport"
 import { Connectivity, WifiConnectivity } from "./connectivity"
 
-/** Details of a delivered message, third argument of the message callback. */
+/**
+ * Details of a delivered message, third argument of the message callback.
+ * (It is the decoded packet itself, so it may carry more fields; rely on
+ * these three.)
+ */
 export interface MQTTMessageInfo {
+    /** the QoS it was delivered with */
     qos: number
+    /** a retained message (sent on subscribing) */
     retain: boolean
+    /** the broker marks it as possibly sent before (QoS 1/2) */
     dup: boolean
 }
 
@@ -136,6 +143,12 @@ export const enum MQTTState {
 
 /** Writes between two yields to the scheduler. */
 const YIELD_EVERY_WRITES = 32
+/**
+ * Publishes into the write buffer between two yields: each is a few dozen
+ * instructions, far from the watchdog's limit, and each yield also starts
+ * the fiber that writes the buffer.
+ */
+const YIELD_EVERY_STAGED = 256
 const DEFAULT_PORT = 1883
 const DEFAULT_TLS_PORT = 8883
 
@@ -528,7 +541,8 @@ export class MQTTClient {
                 stage.blitAt(at + 4 + tlen, payload, 0, payload.length)
                 this.staged = at + 2 + remaining
                 if (!this.flushPending) this.flushSoon()
-                if (++this.writes % YIELD_EVERY_WRITES === 0) await ds.sleep(0)
+                if (++this.writes % YIELD_EVERY_STAGED === 0)
+                    await ds.sleep(0)
                 return
             }
         }
