@@ -246,6 +246,11 @@ export class MQTTClient {
     private staged = 0
     /** a fiber that writes `stage` is started and has not run yet */
     private flushPending = false
+    /** a socket write is in progress (it may suspend: a busy socket) */
+    private writing = false
+    /** fibers waiting in `writeLink` for that write to end */
+    private writeWaiters = 0
+    private readonly writable = new Signal()
 
     /** set while connecting: the CONNACK or the failure that ends the attempt */
     private connack: ConnackPacket = null
@@ -436,7 +441,7 @@ export class MQTTClient {
         if (wasConnected) {
             try {
                 await this.flush()
-                await this.transport.write(encodeEmpty(PacketType.Disconnect))
+                await this.writeLink(encodeEmpty(PacketType.Disconnect))
             } catch (e) {
                 // the link is gone already: nothing to tell the broker
             }
@@ -541,8 +546,7 @@ export class MQTTClient {
                 stage.blitAt(at + 4 + tlen, payload, 0, payload.length)
                 this.staged = at + 2 + remaining
                 if (!this.flushPending) this.flushSoon()
-                if (++this.writes % YIELD_EVERY_STAGED === 0)
-                    await ds.sleep(0)
+                if (++this.writes % YIELD_EVERY_STAGED === 0) await ds.sleep(0)
                 return
             }
         }
@@ -565,8 +569,18 @@ export class MQTTClient {
             )
         const connected = this.state === MQTTState.Connected
         if (qos === 0 && connected && this.outbox.length === 0) {
-            if (this.staged > 0) await this.flush()
-            await this.transport.write(packet)
+            if (this.writing || this.staged > 0) {
+                await this.send(packet) // behind the write in progress
+                return
+            }
+            // writeLink inline: the hot path of the default QoS 0 publish
+            this.writing = true
+            try {
+                await this.transport.write(packet)
+            } finally {
+                this.writing = false
+                if (this.writeWaiters > 0) this.writable.notify()
+            }
             this.lastTx = ds.millis()
             if (++this.writes % YIELD_EVERY_WRITES === 0) await ds.sleep(0)
             return
@@ -886,7 +900,7 @@ export class MQTTClient {
 
     private async send(packet: Buffer) {
         if (this.staged > 0) await this.flush()
-        await this.transport.write(packet)
+        await this.writeLink(packet)
         this.lastTx = ds.millis()
         // a socket write does not yield: without this a publishing loop
         // would trip the VM's InfiniteLoop watchdog
@@ -903,8 +917,32 @@ export class MQTTClient {
         if (n === 0) return
         this.staged = 0
         // a copy: the socket layer may keep the buffer it is given
-        await this.transport.write(this.stage.slice(0, n))
+        await this.writeLink(this.stage.slice(0, n))
         this.lastTx = ds.millis()
+    }
+
+    /**
+     * Writes to the link after the write in progress, if any. A write that
+     * finds the socket busy suspends and retries; without this a packet of
+     * another fiber, or the write buffer flushed from its own fiber, could
+     * overtake it and break the order of messages (§4.6).
+     */
+    private async writeLink(data: Buffer) {
+        while (this.writing) {
+            this.writeWaiters++
+            try {
+                await this.writable.wait(1000)
+            } finally {
+                this.writeWaiters--
+            }
+        }
+        this.writing = true
+        try {
+            await this.transport.write(data)
+        } finally {
+            this.writing = false
+            if (this.writeWaiters > 0) this.writable.notify()
+        }
     }
 
     /** Writes the buffer once the current fiber yields. */

@@ -44,8 +44,15 @@ class ScriptedTransport implements Transport {
     }
     /** socket writes so far */
     writes = 0
+    /** ms the next write suspends before it completes (a busy socket) */
+    delayNext = 0
     async write(data: Buffer) {
         if (!this.open_) throw new Error("scripted: not connected")
+        if (this.delayNext > 0) {
+            const ms = this.delayNext
+            this.delayNext = 0
+            await ds.sleep(ms)
+        }
         this.writes++
         this.framer.push(data)
         for (;;) {
@@ -616,6 +623,27 @@ describe("write buffer", () => {
         const end = ds.millis() + 2000
         while (!acked && ds.millis() < end) await ds.sleep(5)
         expect(acked).toBe(true)
+        await c.disconnect()
+    })
+    test("a write that suspends (busy socket) is never overtaken", async () => {
+        const { c, t } = await connected({ writeBuffer: 32 })
+        await c.publish("a", "1", false, 0)
+        await c.publish("a", "2", false, 0)
+        t.delayNext = 50
+        await ds.sleep(1) // the buffer's fiber starts its write, which suspends
+        for (let i = 3; i < 9; ++i) await c.publish("a", `${i}`, false, 0)
+        await c.publish("d", Buffer.alloc(200), false, 0) // a direct write
+        await c.flush()
+        const order = t
+            .sent(PacketType.Publish)
+            .map(
+                p =>
+                    (p as PublishPacket).topic +
+                    (p as PublishPacket).payload.length
+            )
+            .join(",")
+        expect(order).toBe("a1,a1,a1,a1,a1,a1,a1,a1,d200")
+        expect(topics(t).indexOf("1,2,3,4,5,6,7,8,")).toBe(0)
         await c.disconnect()
     })
     test("disconnect writes the buffer before DISCONNECT; bad sizes throw", async () => {
