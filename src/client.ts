@@ -246,10 +246,13 @@ export class MQTTClient {
     private staged = 0
     /** a fiber that writes `stage` is started and has not run yet */
     private flushPending = false
-    /** a socket write is in progress (it may suspend: a busy socket) */
-    private writing = false
-    /** fibers waiting in `writeLink` for that write to end */
-    private writeWaiters = 0
+    /**
+     * Socket writes take turns in the order they were asked for: a write
+     * may suspend (a busy socket). `writeTicket` is the next turn to hand
+     * out, `writeTurn` the turn writing now; equal when the link is free.
+     */
+    private writeTicket = 0
+    private writeTurn = 0
     private readonly writable = new Signal()
 
     /** set while connecting: the CONNACK or the failure that ends the attempt */
@@ -533,7 +536,9 @@ export class MQTTClient {
             const tlen = this.lastTopicLen
             const remaining = 2 + tlen + payload.length
             if (remaining < 0x80 && remaining + 2 <= stage.length) {
-                if (this.staged + remaining + 2 > stage.length)
+                // a loop: while flush() waited for a write in progress,
+                // other fibers may have filled the buffer again
+                while (this.staged + remaining + 2 > stage.length)
                     await this.flush()
                 const at = this.staged
                 // §3.3.1: PUBLISH, QoS 0, DUP 0; a remaining length below
@@ -569,17 +574,17 @@ export class MQTTClient {
             )
         const connected = this.state === MQTTState.Connected
         if (qos === 0 && connected && this.outbox.length === 0) {
-            if (this.writing || this.staged > 0) {
-                await this.send(packet) // behind the write in progress
+            if (this.writeTicket !== this.writeTurn || this.staged > 0) {
+                await this.send(packet) // behind the writes in progress
                 return
             }
-            // writeLink inline: the hot path of the default QoS 0 publish
-            this.writing = true
+            // writeLink inline, the link being free: the hot path of the
+            // default QoS 0 publish
+            this.writeTicket++
             try {
                 await this.transport.write(packet)
             } finally {
-                this.writing = false
-                if (this.writeWaiters > 0) this.writable.notify()
+                this.endWriteTurn()
             }
             this.lastTx = ds.millis()
             if (++this.writes % YIELD_EVERY_WRITES === 0) await ds.sleep(0)
@@ -922,27 +927,25 @@ export class MQTTClient {
     }
 
     /**
-     * Writes to the link after the write in progress, if any. A write that
-     * finds the socket busy suspends and retries; without this a packet of
-     * another fiber, or the write buffer flushed from its own fiber, could
-     * overtake it and break the order of messages (§4.6).
+     * Writes to the link after the writes asked for before, in that order.
+     * A write that finds the socket busy suspends and retries; without turns
+     * a packet of another fiber, or the write buffer flushed from its own
+     * fiber, could overtake it and break the order of messages (§4.6).
      */
     private async writeLink(data: Buffer) {
-        while (this.writing) {
-            this.writeWaiters++
-            try {
-                await this.writable.wait(1000)
-            } finally {
-                this.writeWaiters--
-            }
-        }
-        this.writing = true
+        const turn = this.writeTicket++
+        while (turn !== this.writeTurn) await this.writable.wait(1000)
         try {
             await this.transport.write(data)
         } finally {
-            this.writing = false
-            if (this.writeWaiters > 0) this.writable.notify()
+            this.endWriteTurn()
         }
+    }
+
+    /** Passes the link to the next write waiting, if any. */
+    private endWriteTurn() {
+        this.writeTurn++
+        if (this.writeTurn !== this.writeTicket) this.writable.notify()
     }
 
     /** Writes the buffer once the current fiber yields. */

@@ -646,6 +646,30 @@ describe("write buffer", () => {
         expect(topics(t).indexOf("1,2,3,4,5,6,7,8,")).toBe(0)
         await c.disconnect()
     })
+    test("several publishing fibers, a write that suspends: every message arrives whole", async () => {
+        // 6-byte packets, 16 bytes of buffer: two fit
+        const { c, t } = await connected({ writeBuffer: 16 })
+        await c.publish("a", "1", false, 0)
+        await c.publish("a", "2", false, 0)
+        t.delayNext = 50
+        await ds.sleep(1) // the buffer's fiber writes 1,2; the write suspends
+        await c.publish("a", "3", false, 0)
+        await c.publish("a", "4", false, 0)
+        let other = false
+        ;(async () => {
+            // runs while "5" waits for its turn to write 3,4
+            await c.publish("a", "6", false, 0)
+            await c.publish("a", "7", false, 0)
+            other = true
+        }).start()
+        await c.publish("a", "5", false, 0) // full: write 3,4 first
+        expect(other).toBe(true)
+        await c.flush()
+        const got = topics(t).split(",")
+        got.sort()
+        expect(got.join(",")).toBe("1,2,3,4,5,6,7")
+        await c.disconnect()
+    })
     test("disconnect writes the buffer before DISCONNECT; bad sizes throw", async () => {
         const { c, t } = await connected({ writeBuffer: 512 })
         await c.publish("t", "last", false, 0)
