@@ -540,19 +540,23 @@ export class MQTTClient {
                 // other fibers may have filled the buffer again
                 while (this.staged + remaining + 2 > stage.length)
                     await this.flush()
-                const at = this.staged
-                // §3.3.1: PUBLISH, QoS 0, DUP 0; a remaining length below
-                // 128 is its one byte (§2.2.3); topic as a UTF-8 string (§1.5.3)
-                stage[at] = retain ? 0x31 : 0x30
-                stage[at + 1] = remaining
-                stage[at + 2] = tlen >> 8
-                stage[at + 3] = tlen & 0xff
-                stage.blitAt(at + 4, topic, 0, tlen)
-                stage.blitAt(at + 4 + tlen, payload, 0, payload.length)
-                this.staged = at + 2 + remaining
-                if (!this.flushPending) this.flushSoon()
-                if (++this.writes % YIELD_EVERY_STAGED === 0) await ds.sleep(0)
-                return
+                // lost while waiting: the slow path below decides
+                if (this.state === MQTTState.Connected) {
+                    const at = this.staged
+                    // §3.3.1: PUBLISH, QoS 0, DUP 0; a remaining length below
+                    // 128 is its one byte (§2.2.3); topic as UTF-8 (§1.5.3)
+                    stage[at] = retain ? 0x31 : 0x30
+                    stage[at + 1] = remaining
+                    stage[at + 2] = tlen >> 8
+                    stage[at + 3] = tlen & 0xff
+                    stage.blitAt(at + 4, topic, 0, tlen)
+                    stage.blitAt(at + 4 + tlen, payload, 0, payload.length)
+                    this.staged = at + 2 + remaining
+                    if (!this.flushPending) this.flushSoon()
+                    if (++this.writes % YIELD_EVERY_STAGED === 0)
+                        await ds.sleep(0)
+                    return
+                }
             }
         }
         try {
@@ -938,9 +942,12 @@ export class MQTTClient {
      * fiber, could overtake it and break the order of messages (§4.6).
      */
     private async writeLink(data: Buffer) {
+        const gen = this.gen
         const turn = this.writeTicket++
         while (turn !== this.writeTurn) await this.writable.wait(1000)
         try {
+            // a packet of a lost connection never reaches the next one
+            if (gen !== this.gen) throw new Error("connection lost")
             await this.transport.write(data)
         } finally {
             // the next write waiting, if any, goes now
