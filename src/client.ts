@@ -1232,14 +1232,20 @@ export class MQTTClient {
     }
 
     private async acknowledgeDelivered(p: PublishPacket, stale: boolean) {
+        let released = false
+        if (p.qos === 2) {
+            // forgotten now, connected or not: the id may come again later
+            const i = this.releasedEarly.indexOf(p.packetId)
+            released = i >= 0
+            if (released) this.releasedEarly.insert(i, -1)
+        }
+        // offline, a released QoS 2 id stays in the session: the broker
+        // sends PUBREL again after the reconnection and gets its PUBCOMP
         if (this.state !== MQTTState.Connected) return
         try {
             if (p.qos === 1 && !stale)
                 await this.send(encodeAck(PacketType.Puback, p.packetId))
-            else if (p.qos === 2) {
-                const i = this.releasedEarly.indexOf(p.packetId)
-                if (i < 0) return
-                this.releasedEarly.insert(i, -1)
+            else if (p.qos === 2 && released) {
                 this.session.releaseQos2(p.packetId)
                 await this.send(encodeAck(PacketType.Pubcomp, p.packetId))
             }

@@ -274,6 +274,39 @@ describe("QoS", () => {
         expect(got).toBe(2)
         await c.disconnect()
     })
+    test("a QoS 2 released before a loss and delivered offline: its id is new again later", async () => {
+        const { c, t } = await connected()
+        let got = 0
+        c.setCallback(() => {
+            got++
+        })
+        t.feed(encodePublish("in/2", Buffer.from("x"), 2, false, false, 7))
+        await t.waitSent(PacketType.Pubrec, 1)
+        t.feed(encodeAck(PacketType.Pubrel, 7)) // before delivery
+        await ds.sleep(10)
+        t.close()
+        t.onClose(new Error("link cut"))
+        await c.waitMsg() // delivered offline: no PUBCOMP possible
+        expect(got).toBe(1)
+        await c.close()
+        ;(async () => {
+            await t.waitSent(PacketType.Connect, 2)
+            t.feed(encodeConnack(true, 0))
+            t.feed(encodeAck(PacketType.Pubrel, 7)) // the broker asks again
+        }).start()
+        await c.connect(false)
+        await t.waitSent(PacketType.Pubcomp, 1)
+        // id 7 again: a new message, PUBCOMP only after its own PUBREL
+        t.feed(encodePublish("in/2", Buffer.from("y"), 2, false, false, 7))
+        await t.waitSent(PacketType.Pubrec, 2)
+        await c.waitMsg()
+        expect(got).toBe(2)
+        await ds.sleep(20)
+        expect(t.sent(PacketType.Pubcomp).length).toBe(1)
+        t.feed(encodeAck(PacketType.Pubrel, 7))
+        await t.waitSent(PacketType.Pubcomp, 2)
+        await c.disconnect()
+    })
     test("incoming QoS 1 is acknowledged after delivery", async () => {
         const { c, t } = await connected()
         c.setCallback((topic, msg) => {})
