@@ -14,7 +14,7 @@ import { dirname, join } from "node:path"
 import util from "node:util"
 import mqttPacket from "mqtt-packet"
 import { topicMatches } from "./brokers.mjs"
-import { rng as makeRng } from "./faultproxy.mjs"
+import { rng as makeRng, waitForNth } from "./faultproxy.mjs"
 
 const require = createRequire(import.meta.url)
 
@@ -108,28 +108,14 @@ export async function startFakeBroker({
         port: server.address().port,
         connections,
         waitForConnection(n = connections.length + 1, ms = 5000) {
-            return new Promise((resolve, reject) => {
-                if (connections.length >= n) return resolve(connections[n - 1])
-                const check = () => {
-                    if (connections.length >= n) {
-                        cleanup()
-                        resolve(connections[n - 1])
-                    }
-                }
-                const timer = setTimeout(() => {
-                    cleanup()
-                    reject(
-                        new Error(
-                            `timed out after ${ms} ms waiting for fake broker connection #${n} (have ${connections.length})`
-                        )
-                    )
-                }, ms)
-                const cleanup = () => {
-                    clearTimeout(timer)
-                    events.off("connection", check)
-                }
-                events.on("connection", check)
-            })
+            return waitForNth(
+                events,
+                "connection",
+                connections,
+                n,
+                ms,
+                "fake broker connection"
+            )
         },
         close() {
             if (!closing) {

@@ -15,6 +15,43 @@ import { EventEmitter } from "node:events"
 import net from "node:net"
 
 /**
+ * Resolves the n-th entry of `list` once it exists; `emitter` emits `event`
+ * whenever an entry is added. Rejects after `ms`, saying what it waited for.
+ * @template T
+ * @param {import("node:events").EventEmitter} emitter
+ * @param {string} event
+ * @param {T[]} list
+ * @param {number} n
+ * @param {number} ms
+ * @param {string} [what] how the message names an entry (default: `event`)
+ * @returns {Promise<T>}
+ */
+export function waitForNth(emitter, event, list, n, ms, what = event) {
+    return new Promise((resolve, reject) => {
+        if (list.length >= n) return resolve(list[n - 1])
+        const check = () => {
+            if (list.length >= n) {
+                cleanup()
+                resolve(list[n - 1])
+            }
+        }
+        const timer = setTimeout(() => {
+            cleanup()
+            reject(
+                new Error(
+                    `timed out after ${ms} ms waiting for ${what} #${n} (have ${list.length})`
+                )
+            )
+        }, ms)
+        const cleanup = () => {
+            clearTimeout(timer)
+            emitter.off(event, check)
+        }
+        emitter.on(event, check)
+    })
+}
+
+/**
  * A seeded PRNG (mulberry32): the same seed gives the same sequence.
  * @param {number} seed any integer (only the low 32 bits count)
  * @returns {() => number} a function returning floats in [0, 1)
@@ -441,30 +478,6 @@ export async function startFaultProxy({
         }
     }
 
-    const waitCount = (what, list, n, ms) =>
-        new Promise((resolve, reject) => {
-            if (list.length >= n) return resolve(list[n - 1])
-            const check = () => {
-                if (list.length >= n) {
-                    cleanup()
-                    resolve(list[n - 1])
-                }
-            }
-            const timer = setTimeout(() => {
-                cleanup()
-                reject(
-                    new Error(
-                        `timed out after ${ms} ms waiting for ${what} #${n} (have ${list.length})`
-                    )
-                )
-            }, ms)
-            const cleanup = () => {
-                clearTimeout(timer)
-                emitter.off(what, check)
-            }
-            emitter.on(what, check)
-        })
-
     // defineProperties, not Object.assign: the getters must stay getters
     const handle = defineAll(emitter, {
         port: server.address().port,
@@ -520,10 +533,10 @@ export async function startFaultProxy({
             refusing = !!on
         },
         waitForConnection(n = conns.length + 1, ms = 5000) {
-            return waitCount("connection", conns, n, ms)
+            return waitForNth(emitter, "connection", conns, n, ms)
         },
         waitForCut(n = cuts.length + 1, ms = 5000) {
-            return waitCount("cut", cuts, n, ms)
+            return waitForNth(emitter, "cut", cuts, n, ms)
         },
         close() {
             if (!closing) {
