@@ -1042,6 +1042,11 @@ function printReport({
         )
     }
     const pp = probe.phases || {}
+    const probeRow = (label, k) => [
+        label,
+        fmtRate(med[k]),
+        fmtRate(pp[k]?.rate),
+    ]
     if (Object.keys(pp).length) {
         console.log(
             "\nLatency probe (one run): when every fiber waits, the simulator sleeps up to 10 ms before it" +
@@ -1051,26 +1056,10 @@ function printReport({
         console.log(
             table([
                 ["measurement", "default", "kept awake"],
-                [
-                    "umqtt QoS 1 publish, one fiber",
-                    fmtRate(med.q1s),
-                    fmtRate(pp.q1s?.rate),
-                ],
-                [
-                    `umqtt QoS 1 publish, window of ${WINDOW}`,
-                    fmtRate(med.q1w),
-                    fmtRate(pp.q1w?.rate),
-                ],
-                [
-                    "umqtt QoS 2 publish, one fiber",
-                    fmtRate(med.q2s),
-                    fmtRate(pp.q2s?.rate),
-                ],
-                [
-                    `umqtt QoS 2 publish, window of ${WINDOW}`,
-                    fmtRate(med.q2w),
-                    fmtRate(pp.q2w?.rate),
-                ],
+                probeRow("umqtt QoS 1 publish, one fiber", "q1s"),
+                probeRow(`umqtt QoS 1 publish, window of ${WINDOW}`, "q1w"),
+                probeRow("umqtt QoS 2 publish, one fiber", "q2s"),
+                probeRow(`umqtt QoS 2 publish, window of ${WINDOW}`, "q2w"),
                 [
                     "umqtt connect(), whole",
                     fmtMs(med.connectMs),

@@ -443,8 +443,7 @@ export class MQTTClient {
         this.disposed = true
         if (wasConnected) {
             try {
-                await this.flush()
-                await this.writeLink(encodeEmpty(PacketType.Disconnect))
+                await this.send(encodeEmpty(PacketType.Disconnect))
             } catch (e) {
                 // the link is gone already: nothing to tell the broker
             }
