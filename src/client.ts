@@ -14,12 +14,15 @@ import {
     encodeEmpty,
     checkPublishTopic,
     writePublish,
+    writePublishHead,
+    setDup,
     encodeSubscribe,
     encodeUnsubscribe,
     packetName,
 } from "./codec"
 import { MQTTException, ProtocolError, connackReason } from "./errors"
-import { FrameDecoder } from "./framer"
+import { FrameDecoder, RAW_FRAME, UNLIMITED } from "./framer"
+import { AckType, Arrival, Inbound, rawPacketId } from "./inbound"
 import { OutMessage, OutState, Session } from "./session"
 import { Signal } from "./signal"
 import { DeviceSocketTransport, Transport } from "./transport"
@@ -96,10 +99,19 @@ export interface MQTTClientOptions {
      */
     maxQueued?: number
     /**
-     * received messages waiting for `waitMsg`/`checkMsg` (default 16); see
-     * the README for what happens when it is full
+     * received messages waiting for `waitMsg`/`checkMsg` decoded (default
+     * 16, 1..10000); further ones wait as raw bytes within `maxIncomingBytes`
      */
     maxIncoming?: number
+    /**
+     * the byte budget of received messages waiting for `waitMsg`/`checkMsg`,
+     * decoded or raw (default 20480, 0..16777216). Past it a QoS 0 message is
+     * dropped and counted in `droppedMessages`; QoS 1/2 are never dropped:
+     * the client stops taking PUBLISHes until the application makes room (the
+     * broker's in-flight window holds the rest). One message always fits,
+     * however large (up to `maxPacketSize`).
+     */
+    maxIncomingBytes?: number
     /** largest packet sent or accepted, in bytes (default 20480: a 16 KB payload) */
     maxPacketSize?: number
     /**
@@ -133,6 +145,18 @@ export interface MQTTClientOptions {
     servers?: MQTTServer[]
 }
 
+/** What `MQTTClient.pending()` counts. */
+export interface MQTTPending {
+    /** QoS 1/2 messages sent and not yet acknowledged */
+    inflight: number
+    /** publishes waiting for a place in the window or for the connection */
+    queued: number
+    /** received messages not yet through the callback */
+    received: number
+    /** incoming QoS 2 ids between PUBREC and PUBREL */
+    awaitingRelease: number
+}
+
 /** `getMqttsta()` values. */
 export const enum MQTTState {
     Connected = 0,
@@ -149,6 +173,13 @@ const YIELD_EVERY_WRITES = 32
  * the fiber that writes the buffer.
  */
 const YIELD_EVERY_STAGED = 256
+/**
+ * QoS 1/2 payloads larger than this are written after a separate head and
+ * kept as they are for resends; smaller ones are encoded with it (one write).
+ */
+const SPLIT_PAYLOAD = 256
+/** After a connection lasted this long (ms), the reconnect delay starts over. */
+const STABLE_MS = 10000
 const DEFAULT_PORT = 1883
 const DEFAULT_TLS_PORT = 8883
 
@@ -175,6 +206,20 @@ function checkQosArg(qos: any) {
 function argError(what: string, e: any): Error {
     if (e instanceof ProtocolError) return new Error(`${what}: ${e.message}`)
     return e as Error
+}
+
+/**
+ * A number 0..1 from the client id (FNV-1a): mixed into the reconnect
+ * jitter, so that a fleet of devices with the same firmware (whose
+ * `Math.random()` may start from the same seed) does not reconnect at once.
+ */
+function idFraction(id: string) {
+    let h = 0x811c9dc5
+    for (let i = 0; i < id.length; ++i) {
+        h ^= id.charCodeAt(i)
+        h = Math.imul(h, 0x01000193)
+    }
+    return (h >>> 0) / 4294967296
 }
 
 function makeServer(host: string, port: number, ssl: boolean): MQTTServer {
@@ -207,6 +252,7 @@ export class MQTTClient {
     private readonly maxInflight: number
     private readonly maxQueued: number
     private readonly maxIncoming: number
+    private readonly maxIncomingBytes: number
     private readonly maxPacketSize: number
     private readonly transport: Transport
     private readonly framer: FrameDecoder
@@ -224,18 +270,30 @@ export class MQTTClient {
 
     /** publishes not yet written (QoS 0) or not yet in flight (QoS 1/2) */
     private readonly outbox: OutMessage[] = []
-    private readonly incoming: PublishPacket[] = []
-    /**
-     * how many messages at the head of `incoming` arrived on an earlier
-     * connection: their QoS 1 PUBACK is not sent, the broker sends them again
-     */
-    private staleIncoming = 0
-    /** ids of queued QoS 2 messages whose PUBREL came before delivery */
-    private releasedEarly: number[] = []
+    /** received messages: the inbound state machine */
+    private readonly inbound = new Inbound()
     /** filters to subscribe again when the broker lost the session */
     private readonly subscriptions: { topic: string; qos: number }[] = []
     private pumping = false
-    private reconnecting = false
+    /**
+     * bumped by `connect`, `close` and `disconnect`: the application took
+     * over, a supervisor of an earlier epoch stops
+     */
+    private epoch = 0
+    /** the epoch of the running reconnect supervisor, -1 when none */
+    private supervisorEpoch = -1
+    /** a loss the supervisor has still to report to the reconnect callback */
+    private lossToReport: Error = null
+    /** the next reconnect delay before jitter, ms */
+    private backoff = 0
+    /** when the current connection was established (ms), for the backoff */
+    private connectedAt = 0
+    /** a connection was established once: internal reconnection repairs it */
+    private everConnected = false
+    /** this device's share of the jitter, from its client id: 0..1 */
+    private readonly jitterSeed: number
+    /** CONNACK accepted on the current link: acknowledgements may be written */
+    private sessionUp = false
     private writes = 0
     /** the last topic that passed the checks, and its UTF-8 length */
     private lastTopic: string = null
@@ -265,6 +323,7 @@ export class MQTTClient {
     private lastRx = 0
     private pingSentAt = 0
     private keepaliveTimer = 0
+    private keepaliveTickMs = 0
 
     /** wakes the reader fiber: bytes arrived */
     private readonly rx = new Signal()
@@ -275,7 +334,10 @@ export class MQTTClient {
 
     /** True when the broker had a session for this client at the last CONNACK. */
     sessionPresent = false
-    /** QoS 0 messages dropped because the incoming queue was full. */
+    /**
+     * QoS 0 messages dropped because what waits for `waitMsg`/`checkMsg`
+     * was past `maxIncomingBytes`.
+     */
     droppedMessages = 0
 
     /**
@@ -324,11 +386,19 @@ export class MQTTClient {
         this.maxInflight = optInt(o, "maxInflight", 8, 1, 64)
         this.maxQueued = optInt(o, "maxQueued", 32, 0, 10000)
         this.maxIncoming = optInt(o, "maxIncoming", 16, 1, 10000)
+        this.maxIncomingBytes = optInt(
+            o,
+            "maxIncomingBytes",
+            20480,
+            0,
+            16777216
+        )
         this.maxPacketSize = optInt(o, "maxPacketSize", 20480, 64, 268435460)
         const stageSize = optInt(o, "writeBuffer", 0, 0, 65536)
         if (stageSize > 0) this.stage = Buffer.alloc(stageSize)
-        optInt(o, "reconnectDelay", 1000, 1, 3600000)
+        this.backoff = optInt(o, "reconnectDelay", 1000, 1, 3600000)
         optInt(o, "reconnectMaxDelay", 60000, 1, 3600000)
+        this.jitterSeed = idFraction(clientId)
         if (
             o.user !== undefined &&
             o.user !== null &&
@@ -410,11 +480,14 @@ export class MQTTClient {
             throw new Error("connect: already connected")
         if (this.state === MQTTState.Connecting)
             throw new Error("connect: already connecting")
-        if (cleanSession && this.lostError) this.dropAbandoned()
         if (this.connectivity && !this.connectivity.isUp())
             throw new Error("connect: network down")
+        // a clean session forgets what the publishers were told failed
+        if (cleanSession) this.dropAbandoned()
         this.cleanSession = !!cleanSession
         this.lostError = null
+        this.epoch++
+        this.backoff = this.opts.reconnectDelay || 1000
         this.state = MQTTState.Connecting
         // each broker in turn; a refusing CONNACK ends the attempt at once
         let err: Error = null
@@ -423,7 +496,6 @@ export class MQTTClient {
                 await this.openSession(false)
                 return 0
             } catch (e) {
-                this.shutLink()
                 err = e as Error
                 if (e instanceof MQTTException || this.disposed) break
                 this.serverIndex = (this.serverIndex + 1) % this.servers.length
@@ -441,6 +513,7 @@ export class MQTTClient {
         this.checkUsable()
         const wasConnected = this.state === MQTTState.Connected
         this.disposed = true
+        this.epoch++
         if (wasConnected) {
             try {
                 await this.send(encodeEmpty(PacketType.Disconnect))
@@ -455,9 +528,9 @@ export class MQTTClient {
         const err = new Error("disconnected")
         this.failInflight(err)
         this.failOutbox(err)
-        this.incoming.insert(0, -this.incoming.length)
-        this.staleIncoming = 0
-        this.releasedEarly = []
+        // nothing queued was acknowledged: a persistent session on the
+        // broker sends it again to the next connection
+        this.inbound.clear()
         this.progress.notify()
         this.inbox.notify()
     }
@@ -477,6 +550,7 @@ export class MQTTClient {
             } catch (e) {
                 // closing anyway
             }
+        this.epoch++
         this.shutLink()
         this.state = MQTTState.Error
         if (wasUp || !this.lostError) this.abandonWaiters(new Error("closed"))
@@ -558,50 +632,87 @@ export class MQTTClient {
                 }
             }
         }
+        // a large QoS 1/2 message keeps the application's payload and a
+        // small head for resends: no encoded copy of the whole packet
+        const split = qos !== 0 && payload.length > SPLIT_PAYLOAD
         try {
-            packet = writePublish(
-                topic,
-                this.lastTopicLen,
-                payload,
-                qos,
-                !!retain,
-                false,
-                qos ? 1 : 0
-            )
+            packet = split
+                ? writePublishHead(
+                      topic,
+                      this.lastTopicLen,
+                      payload.length,
+                      qos,
+                      !!retain,
+                      1
+                  )
+                : writePublish(
+                      topic,
+                      this.lastTopicLen,
+                      payload,
+                      qos,
+                      !!retain,
+                      false,
+                      qos ? 1 : 0
+                  )
         } catch (e) {
             throw argError("publish", e)
         }
-        if (packet.length > this.maxPacketSize)
+        const size = split ? packet.length + payload.length : packet.length
+        if (size > this.maxPacketSize)
             throw new RangeError(
-                `publish: packet of ${packet.length} bytes is larger than maxPacketSize ${this.maxPacketSize}`
+                `publish: packet of ${size} bytes is larger than maxPacketSize ${this.maxPacketSize}`
             )
         const connected = this.state === MQTTState.Connected
         if (qos === 0 && connected && this.outbox.length === 0) {
             if (this.writeTicket !== this.writeTurn || this.staged > 0) {
-                await this.send(packet) // behind the writes in progress
-                return
+                try {
+                    await this.send(packet) // behind the writes in progress
+                    return
+                } catch (e) {
+                    if (!this.reconn || this.disposed) throw e
+                }
+            } else {
+                // writeLink inline, the link being free: the hot path of
+                // the default QoS 0 publish
+                const gen = this.gen
+                this.writeTicket++
+                let failed: Error = null
+                try {
+                    await this.transport.write(packet)
+                } catch (e) {
+                    failed = e as Error
+                } finally {
+                    // endWriteTurn inline
+                    if (++this.writeTurn !== this.writeTicket)
+                        this.writable.notify()
+                }
+                if (!failed) {
+                    this.lastTx = ds.millis()
+                    if (++this.writes % YIELD_EVERY_WRITES === 0)
+                        await ds.sleep(0)
+                    return
+                }
+                if (gen === this.gen) this.lose(failed, false)
+                if (!this.reconn || this.disposed) throw failed
             }
-            // writeLink inline, the link being free: the hot path of the
-            // default QoS 0 publish
-            this.writeTicket++
-            try {
-                await this.transport.write(packet)
-            } finally {
-                // endWriteTurn inline
-                if (++this.writeTurn !== this.writeTicket)
-                    this.writable.notify()
-            }
-            this.lastTx = ds.millis()
-            if (++this.writes % YIELD_EVERY_WRITES === 0) await ds.sleep(0)
-            return
+            // the link failed under it: with reconn, it waits for the next
+            // connection like any publish made while reconnecting
         }
-        if (!connected && !(this.reconn && this.state === MQTTState.Connecting))
+        if (
+            this.state !== MQTTState.Connected &&
+            !(this.reconn && this.state === MQTTState.Connecting)
+        )
             throw new Error("publish: not connected")
         if (this.outbox.length >= this.maxQueued)
             throw new Error(
                 `publish: queue full (${this.outbox.length} messages waiting)`
             )
-        const m = new OutMessage(qos, packet, payload.length)
+        const m = new OutMessage(
+            qos,
+            packet,
+            payload.length,
+            split ? payload : null
+        )
         this.outbox.push(m)
         await this.pump()
         await this.settled(m)
@@ -617,7 +728,7 @@ export class MQTTClient {
         } catch (e) {
             throw argError("subscribe", e)
         }
-        this.checkConnected("subscribe")
+        await this.whenConnected("subscribe")
         const granted = (await this.request(PacketType.Subscribe, packet))[0]
         if (granted === SUBACK_FAILURE)
             throw new MQTTException(
@@ -638,7 +749,7 @@ export class MQTTClient {
         } catch (e) {
             throw argError("unsubscribe", e)
         }
-        this.checkConnected("unsubscribe")
+        await this.whenConnected("unsubscribe")
         await this.request(PacketType.Unsubscribe, packet)
         this.forget(topic)
     }
@@ -654,7 +765,7 @@ export class MQTTClient {
     async waitMsg() {
         this.checkUsable()
         for (;;) {
-            if (this.incoming.length > 0) {
+            if (this.inbound.queue.length > 0) {
                 await this.deliverQueued()
                 return
             }
@@ -663,6 +774,22 @@ export class MQTTClient {
                 throw new Error("waitMsg: not connected")
             await this.inbox.wait(1000)
             this.checkUsable()
+        }
+    }
+
+    /**
+     * What the client holds now (not in the seed): `inflight` QoS 1/2
+     * messages sent and not yet acknowledged, `queued` publishes waiting for
+     * the window or the connection, `received` messages waiting for
+     * `waitMsg`/`checkMsg` (or in the callback), `awaitingRelease` incoming
+     * QoS 2 ids between PUBREC and PUBREL. All 0: nothing is pending.
+     */
+    pending(): MQTTPending {
+        return {
+            inflight: this.session.inflight.length,
+            queued: this.outbox.length,
+            received: this.inbound.held(),
+            awaitingRelease: this.inbound.awaitingRelease.length,
         }
     }
 
@@ -687,15 +814,54 @@ export class MQTTClient {
     }
 
     /**
-     * Opens the link, sends CONNECT and waits for CONNACK; then resends the
-     * session and (on a reconnect without session) the subscriptions.
+     * Returns once connected; during an internal reconnection it waits for
+     * it, at most `ackTimeout` ms, like a publish would.
+     */
+    private async whenConnected(what: string) {
+        const deadline = ds.millis() + this.ackTimeout
+        while (
+            this.state === MQTTState.Connecting &&
+            this.reconn &&
+            this.everConnected &&
+            !this.disposed
+        ) {
+            const left = deadline - ds.millis()
+            if (left <= 0) break
+            await this.progress.wait(left)
+        }
+        this.checkUsable()
+        this.checkConnected(what)
+    }
+
+    /**
+     * One connection attempt: opens the link, sends CONNECT, waits for
+     * CONNACK, then sends again what the session holds (§4.4) before
+     * anything new (§4.6): the state becomes Connected only after that, so
+     * new publishes queue meanwhile. A failure closes this attempt's link
+     * (and only its own: the application may have started another) and
+     * throws.
      */
     private async openSession(reconnect: boolean) {
         const gen = ++this.gen
-        this.staleIncoming = this.incoming.length
+        try {
+            await this.openLink(gen)
+        } catch (e) {
+            if (gen === this.gen) this.shutLink()
+            throw e
+        }
+        this.state = MQTTState.Connected
+        this.connectedAt = ds.millis()
+        this.everConnected = true
+        if (reconnect && !this.sessionPresent) await this.resubscribe()
+        await this.pump()
+        this.progress.notify()
+    }
+
+    private async openLink(gen: number) {
         this.framer.reset()
         this.connack = null
         this.linkError = null
+        this.sessionUp = false
         this.pingSentAt = 0
         const t = this.transport
         const self = this
@@ -703,10 +869,14 @@ export class MQTTClient {
         t.onClose = err => self.onLinkClosed(gen, err)
         const srv = this.servers[this.serverIndex]
         await t.open(srv.host, srv.port, srv.ssl, this.connectTimeout)
+        // the application closed or reopened meanwhile: not ours any more
+        if (gen !== this.gen) throw new Error("connection attempt cancelled")
         this.spawn(async () => {
             await self.readLoop(gen)
         })
-        await t.write(
+        // CONNECT takes its turn like every write: nothing of an older
+        // connection can reach this link, and CONNECT is its first packet
+        await this.writeLink(
             encodeConnect({
                 type: PacketType.Connect,
                 protocolVersion: this.version,
@@ -719,7 +889,9 @@ export class MQTTClient {
                         ? Buffer.from(this.opts.password)
                         : undefined,
                 will: this.will,
-            })
+            }),
+            null,
+            gen
         )
         this.lastTx = ds.millis()
         const deadline = ds.millis() + this.connectTimeout
@@ -728,8 +900,8 @@ export class MQTTClient {
             if (left <= 0) break
             await this.progress.wait(left)
         }
-        if (this.linkError) throw this.linkError
-        if (!this.connack || gen !== this.gen)
+        this.checkAttempt(gen)
+        if (!this.connack)
             throw new Error(
                 `no CONNACK from ${srv.host}:${srv.port} within ${this.connectTimeout} ms`
             )
@@ -740,12 +912,43 @@ export class MQTTClient {
                 rc
             )
         this.sessionPresent = this.connack.sessionPresent
-        this.state = MQTTState.Connected
+        this.sessionUp = true
         this.startKeepalive(gen)
-        for (const b of this.session.resendPackets()) await this.send(b)
-        if (reconnect && !this.sessionPresent) await this.resubscribe()
-        await this.pump()
-        this.progress.notify()
+        await this.resendSession(gen)
+        // no await from here until the caller sets the state
+        this.checkAttempt(gen)
+    }
+
+    /** Throws when the attempt of connection `gen` failed or was replaced. */
+    private checkAttempt(gen: number) {
+        if (this.linkError) throw this.linkError
+        if (gen !== this.gen) throw new Error("connection attempt cancelled")
+    }
+
+    /**
+     * §4.4: every QoS 1/2 message not yet acknowledged goes again, in the
+     * order first sent: PUBLISH with DUP, or PUBREL once PUBREC came.
+     */
+    private async resendSession(gen: number) {
+        const all = this.session.inflight.slice(0)
+        for (let i = 0; i < all.length; ++i) {
+            const m = all[i]
+            if (m.settled()) continue // acknowledged meanwhile
+            if (m.state === OutState.AwaitPubcomp)
+                await this.writeLink(
+                    encodeAck(PacketType.Pubrel, m.packetId),
+                    null,
+                    gen
+                )
+            else {
+                setDup(m.packet)
+                await this.writeLink(m.packet, m.payload, gen)
+            }
+            this.checkAttempt(gen)
+            if (i % YIELD_EVERY_WRITES === YIELD_EVERY_WRITES - 1)
+                await ds.sleep(0)
+        }
+        this.lastTx = ds.millis()
     }
 
     private onData(gen: number, chunk: Buffer) {
@@ -768,19 +971,22 @@ export class MQTTClient {
     /** Closes the link and stops the fibers and timers of this connection. */
     private shutLink() {
         this.gen++
+        this.sessionUp = false
         this.staged = 0 // QoS 0 not yet written: at most once
         this.transport.close()
         this.stopKeepalive()
         this.framer.reset()
         this.rx.notify()
+        this.writable.notify()
     }
 
     /**
      * The connection is lost. While connecting, the attempt fails; once
-     * connected, `reconn` decides: reconnect inside, or report and wait for
-     * the application.
+     * connected, `reconn` decides: the supervisor reconnects, or the loss is
+     * reported and the application repairs it.
      */
     private lose(err: Error, serverClosed: boolean) {
+        if (this.disposed) return
         if (this.state === MQTTState.Connecting && !this.linkError) {
             this.linkError = err
             this.progress.notify()
@@ -789,17 +995,20 @@ export class MQTTClient {
         if (this.state !== MQTTState.Connected) return
         this.shutLink()
         this.session.failRequests(new Error(`connection lost: ${err.message}`))
-        const self = this
+        // a connection that did not last: the next attempt waits longer
+        const max = this.opts.reconnectMaxDelay || 60000
+        if (ds.millis() - this.connectedAt < Math.min(STABLE_MS, max))
+            this.backoff = Math.min(this.backoff * 2, max)
+        else this.backoff = this.opts.reconnectDelay || 1000
         if (this.reconn) {
             this.state = MQTTState.Connecting
-            this.spawn(async () => {
-                await self.notifyReconnect(MQTTState.Connecting, err)
-                await self.reconnectLoop()
-            })
+            this.lossToReport = err
+            this.startSupervisor()
         } else {
             this.state = serverClosed ? MQTTState.ServerClosed : MQTTState.Error
             this.lostError = err
             this.abandonWaiters(err)
+            const self = this
             this.spawn(async () => {
                 await self.reportError(err)
             })
@@ -815,53 +1024,76 @@ export class MQTTClient {
         this.progress.notify() // a reconnect waiting for the network goes now
     }
 
-    /**
-     * Reconnects with exponential backoff and jitter, failing over to the
-     * next broker after each failed attempt. One loop at a time: a loss
-     * during an attempt's resend is picked up by the loop already running.
-     */
-    private async reconnectLoop() {
-        if (this.reconnecting) return
-        this.reconnecting = true
-        try {
-            await this.reconnectAttempts()
-        } finally {
-            this.reconnecting = false
-        }
+    /** Starts the reconnect supervisor unless one runs for this epoch. */
+    private startSupervisor() {
+        const epoch = this.epoch
+        if (this.supervisorEpoch === epoch) return
+        this.supervisorEpoch = epoch
+        const self = this
+        this.spawn(async () => {
+            try {
+                await self.supervise(epoch)
+            } finally {
+                if (self.supervisorEpoch === epoch) self.supervisorEpoch = -1
+            }
+        })
     }
 
-    private async reconnectAttempts() {
-        const first = this.opts.reconnectDelay || 1000
+    /**
+     * The reconnect supervisor: the one loop that repairs the connection
+     * with `reconn`. It runs while the state is Connecting; `lose()` starts
+     * it whenever it is not running, and since it re-checks the state after
+     * every await (callbacks included) and has no await between its last
+     * check and its end, a loss can never find it about to stop. Each
+     * failed attempt doubles the delay (up to `reconnectMaxDelay`) and moves
+     * to the next broker; a connection that is lost again within 10 s
+     * counts as failed too (`lose`).
+     */
+    private async supervise(epoch: number) {
         const max = this.opts.reconnectMaxDelay || 60000
-        let delay = first
-        while (this.state === MQTTState.Connecting && !this.disposed) {
+        while (
+            epoch === this.epoch &&
+            this.state === MQTTState.Connecting &&
+            !this.disposed
+        ) {
+            const lost = this.lossToReport
+            if (lost) {
+                this.lossToReport = null
+                await this.notifyReconnect(MQTTState.Connecting, lost)
+                continue
+            }
             // while the network is down, wait for it instead of burning attempts
             if (this.connectivity && !this.connectivity.isUp()) {
                 await this.progress.wait(1000)
-                delay = first
                 continue
             }
-            // whole milliseconds: DeviceScript treats fractions oddly
-            const jittered = Math.floor(delay / 2 + Math.random() * (delay / 2))
-            const until = ds.millis() + jittered
+            const until = ds.millis() + this.jittered(this.backoff)
             while (ds.millis() < until && this.state === MQTTState.Connecting)
                 await this.progress.wait(until - ds.millis())
-            if (this.state !== MQTTState.Connecting || this.disposed) return
+            if (epoch !== this.epoch || this.state !== MQTTState.Connecting)
+                continue
             try {
                 await this.openSession(true)
-                // lost again during the resend: this loop goes on
-                if ((this.state as number) !== MQTTState.Connected) continue
-                await this.notifyReconnect(MQTTState.Connected, null)
-                return
             } catch (e) {
-                this.shutLink()
-                if ((this.state as number) === MQTTState.Connected)
-                    this.state = MQTTState.Connecting // lost during the resend
+                if (epoch !== this.epoch) continue
                 // failover: the next attempt goes to the next broker
                 this.serverIndex = (this.serverIndex + 1) % this.servers.length
+                this.backoff = Math.min(this.backoff * 2, max)
+                continue
             }
-            delay = Math.min(delay * 2, max)
+            await this.notifyReconnect(MQTTState.Connected, null)
         }
+    }
+
+    /**
+     * Between half the delay and the whole of it; the random part mixes in
+     * this device's client id. Whole milliseconds: DeviceScript treats
+     * fractions oddly.
+     */
+    private jittered(delay: number) {
+        let r = Math.random() + this.jitterSeed
+        if (r >= 1) r -= 1
+        return Math.floor(delay / 2 + r * (delay / 2))
     }
 
     private async notifyReconnect(state: number, err: Error) {
@@ -910,7 +1142,7 @@ export class MQTTClient {
 
     private async send(packet: Buffer) {
         if (this.staged > 0) await this.flush()
-        await this.writeLink(packet)
+        await this.writeLink(packet, null, this.gen)
         this.lastTx = ds.millis()
         // a socket write does not yield: without this a publishing loop
         // would trip the VM's InfiniteLoop watchdog
@@ -930,24 +1162,32 @@ export class MQTTClient {
         // (by hand: Buffer.slice is one more bytecode call)
         const out = Buffer.alloc(n)
         out.blitAt(0, this.stage, 0, n)
-        await this.writeLink(out)
+        await this.writeLink(out, null, this.gen)
         this.lastTx = ds.millis()
     }
 
     /**
-     * Writes to the link after the writes asked for before, in that order.
+     * Writes `data` (and `tail` right after it, in the same turn) to the link
+     * of connection `gen`, after the writes asked for before, in that order.
      * A write that finds the socket busy suspends and retries; without turns
      * a packet of another fiber, or the write buffer flushed from its own
-     * fiber, could overtake it and break the order of messages (§4.6).
+     * fiber, could overtake it and break the order of messages (§4.6). A
+     * packet meant for a connection that is gone is never written to the
+     * next one. A write that fails loses the connection it was meant for.
      */
-    private async writeLink(data: Buffer) {
-        const gen = this.gen
+    private async writeLink(data: Buffer, tail: Buffer, gen: number) {
         const turn = this.writeTicket++
         while (turn !== this.writeTurn) await this.writable.wait(1000)
         try {
-            // a packet of a lost connection never reaches the next one
             if (gen !== this.gen) throw new Error("connection lost")
             await this.transport.write(data)
+            if (tail) {
+                if (gen !== this.gen) throw new Error("connection lost")
+                await this.transport.write(tail)
+            }
+        } catch (e) {
+            if (gen === this.gen) this.lose(e as Error, false)
+            throw e
         } finally {
             // the next write waiting, if any, goes now
             if (++this.writeTurn !== this.writeTicket) this.writable.notify()
@@ -992,7 +1232,11 @@ export class MQTTClient {
                 const bytes =
                     m.qos === 0 ? m.packet : this.session.startFlight(m)
                 try {
-                    await this.send(bytes)
+                    if (this.staged > 0) await this.flush()
+                    await this.writeLink(bytes, m.payload, this.gen)
+                    this.lastTx = ds.millis()
+                    if (++this.writes % YIELD_EVERY_WRITES === 0)
+                        await ds.sleep(0)
                 } catch (e) {
                     // lost: QoS 1/2 are in the session and go again after
                     // the reconnection; QoS 0 goes back to the queue
@@ -1043,10 +1287,24 @@ export class MQTTClient {
         this.session.failRequests(err)
     }
 
-    /** After a loss the application starts a clean session: forget what it was told failed. */
+    /**
+     * A clean session starts: forget the messages whose publishers were
+     * told they failed (a loss with `reconn: false`, `close()`); the others
+     * go again as new messages.
+     */
     private dropAbandoned() {
-        this.failInflight(this.lostError)
-        this.failOutbox(this.lostError)
+        const inflight = this.session.inflight
+        for (let i = inflight.length - 1; i >= 0; --i)
+            if (inflight[i].error) {
+                inflight[i].state = OutState.Failed
+                inflight.insert(i, -1)
+            }
+        const out = this.outbox
+        for (let i = out.length - 1; i >= 0; --i)
+            if (out[i].error) {
+                out[i].state = OutState.Failed
+                out.insert(i, -1)
+            }
     }
 
     private failInflight(err: Error) {
@@ -1099,33 +1357,62 @@ export class MQTTClient {
 
     // ----------------------------------------------------------- receiving
 
-    /** The reader fiber of one connection: frames bytes into packets. */
+    /**
+     * The reader fiber of one connection: frames bytes into packets. Before
+     * each frame it tells the framer how much room the incoming side has
+     * (`maxIncoming` decoded messages, `maxIncomingBytes` of what waits), so
+     * that PUBLISH frames past it are kept raw, dropped (QoS 0 past the
+     * budget) or left waiting (QoS 1/2), while acknowledgements go on.
+     */
     private async readLoop(gen: number) {
+        const framer = this.framer
+        const inb = this.inbound
         let handled = 0
         while (gen === this.gen) {
             let p: Packet = null
             try {
-                p = this.framer.next()
-                // the common case, QoS 0 with room in the queue, inline
-                if (p && p.type === PacketType.Publish && this.connack) {
-                    const pub = p as PublishPacket
-                    if (
-                        pub.qos === 0 &&
-                        this.incoming.length < this.maxIncoming
-                    )
-                        this.incoming.push(pub)
-                    else await this.onPublish(pub)
-                } else if (p) await this.handle(p)
+                const waiting = inb.waitingBytes
+                framer.rawRoom = this.maxIncomingBytes - waiting
+                framer.decodeRoom =
+                    waiting === 0
+                        ? UNLIMITED
+                        : inb.rawCount === 0 &&
+                            inb.queue.length < this.maxIncoming
+                          ? this.maxIncomingBytes - waiting
+                          : -1
+                p = framer.next()
+                this.droppedMessages = framer.dropped
+                if (p) {
+                    if (!this.connack && p.type !== PacketType.Connack)
+                        // §3.2
+                        throw new ProtocolError(
+                            `${packetName(p.type || PacketType.Publish)} before CONNACK`
+                        )
+                    if (p.type === PacketType.Publish) {
+                        const pub = p as PublishPacket
+                        // the common case, QoS 0, inline (Inbound.push)
+                        if (pub.qos === 0) {
+                            inb.queue.push(pub)
+                            inb.waitingBytes +=
+                                pub.payload.length + pub.topic.length + 8
+                        } else
+                            await this.onPublish(pub.qos, pub.packetId, pub.dup, pub)
+                    } else if ((p.type as number) === 0) {
+                        // kept raw, or dropped (DROPPED_FRAME): see FrameDecoder
+                        if (p === RAW_FRAME)
+                            await this.onRawPublish(framer.raw)
+                    } else await this.handle(p)
+                }
             } catch (e) {
                 if (gen === this.gen) this.lose(e as Error, false)
                 return
             }
             if (!p) {
                 // waitMsg runs once this fiber yields: one wake-up per batch
-                if (this.incoming.length > 0) this.inbox.notify()
+                if (inb.queue.length > 0) this.inbox.notify()
                 await this.rx.wait(5000)
             } else if (++handled % 8 === 0) {
-                if (this.incoming.length > 0) this.inbox.notify()
+                if (inb.queue.length > 0) this.inbox.notify()
                 await ds.sleep(0) // the VM's watchdog
             }
         }
@@ -1133,18 +1420,25 @@ export class MQTTClient {
 
     private async handle(p: Packet) {
         const t = p.type
-        if (!this.connack && t !== PacketType.Connack)
-            throw new ProtocolError(`${packetName(t)} before CONNACK`) // §3.2
-        if (t === PacketType.Publish) await this.onPublish(p as PublishPacket)
-        else if (t === PacketType.Puback)
+        if (t === PacketType.Puback)
             await this.acked(this.session.onPuback((p as AckPacket).packetId))
-        else if (t === PacketType.Pubrec)
-            await this.send(this.session.onPubrec((p as AckPacket).packetId))
-        else if (t === PacketType.Pubcomp)
+        else if (t === PacketType.Pubrec) {
+            const rel = this.session.onPubrec((p as AckPacket).packetId)
+            const failed = this.session.failedByRefusal
+            if (failed) {
+                this.session.failedByRefusal = null
+                this.wake(failed)
+            }
+            await this.send(rel)
+        } else if (t === PacketType.Pubcomp)
             await this.acked(this.session.onPubcomp((p as AckPacket).packetId))
-        else if (t === PacketType.Pubrel)
-            await this.onPubrel((p as AckPacket).packetId)
-        else if (t === PacketType.Suback || t === PacketType.Unsuback) {
+        else if (t === PacketType.Pubrel) {
+            // §4.3.3: forget the id first, then PUBCOMP (also for an id
+            // unknown here: the message was delivered and released before)
+            const id = (p as AckPacket).packetId
+            this.inbound.release(id)
+            await this.send(encodeAck(PacketType.Pubcomp, id))
+        } else if (t === PacketType.Suback || t === PacketType.Unsuback) {
             const granted =
                 t === PacketType.Suback ? (p as SubackPacket).granted : []
             this.session.completeRequest(t, (p as AckPacket).packetId, granted)
@@ -1152,10 +1446,16 @@ export class MQTTClient {
         } else if (t === PacketType.Pingresp) this.pingSentAt = 0
         else if (t === PacketType.Connack) {
             if (this.connack) throw new ProtocolError("a second CONNACK") // §3.2
-            this.connack = p as ConnackPacket
-            // no session on the broker: forget incoming QoS 2 ids now, before
-            // the PUBLISHes that may follow the CONNACK in the same chunk
-            if (!this.connack.sessionPresent) this.session.clearInbound()
+            const ca = p as ConnackPacket
+            // no session on the broker: forget incoming ids now, before the
+            // PUBLISHes that may follow the CONNACK in the same chunk
+            if (ca.returnCode === 0) {
+                if (!ca.sessionPresent) this.inbound.sessionLost()
+                // acks of delivered messages may go from now on, also
+                // before the resends are through (a PUBLISH in this chunk)
+                this.sessionUp = true
+            }
+            this.connack = ca
             this.progress.notify()
         } else
             throw new ProtocolError(
@@ -1170,86 +1470,103 @@ export class MQTTClient {
         if (this.outbox.length > 0) await this.pump()
     }
 
-    private async onPublish(p: PublishPacket) {
-        if (p.qos === 2) {
-            // §4.3.3: PUBREC on receipt; a resent PUBLISH of a message not yet
-            // released is the same message and is not delivered again
-            const fresh = this.session.receiveQos2(p.packetId)
-            await this.send(encodeAck(PacketType.Pubrec, p.packetId))
-            if (!fresh) return
-        }
-        if (this.incoming.length >= this.maxIncoming) {
-            if (p.qos === 0) {
-                this.droppedMessages++
-                return
-            }
-            // QoS 1/2 are not acknowledged until delivered, so the broker's
-            // in-flight window bounds them; a broker that ignores it is cut off
-            if (this.incoming.length >= this.maxIncoming * 4)
-                throw new ProtocolError(
-                    "incoming queue overflow: the broker ignores its in-flight window"
-                )
-        }
-        this.incoming.push(p)
-        this.inbox.notify()
-    }
-
-    private async onPubrel(id: number) {
-        for (const m of this.incoming)
-            if (m.qos === 2 && m.packetId === id) {
-                // PUBCOMP once it is delivered
-                if (this.releasedEarly.indexOf(id) < 0)
-                    this.releasedEarly.push(id)
-                return
-            }
-        this.session.releaseQos2(id)
-        await this.send(encodeAck(PacketType.Pubcomp, id))
+    /**
+     * A QoS 1/2 PUBLISH arrived (`m` decoded, or its raw frame): queued when
+     * new; a resend of a message still held is dropped; one delivered
+     * already is acknowledged again (see `Inbound`).
+     */
+    private async onPublish(
+        qos: number,
+        id: number,
+        dup: boolean,
+        m: PublishPacket | Buffer
+    ) {
+        const inb = this.inbound
+        const a = inb.arrive(qos, id, dup)
+        if (a === Arrival.Fresh) inb.push(m)
+        else if (a === Arrival.Pubrec) await this.writeAck(AckType.Pubrec, id)
+        else if (a === Arrival.Puback) await this.writeAck(AckType.Puback, id)
     }
 
     /**
-     * Hands the messages queued now to the callback, then acknowledges them.
-     * The packet itself is the callback's `info` (it has `qos`, `retain`
-     * and `dup`): one object less per message.
+     * A PUBLISH kept raw (the application is behind): its flags and packet
+     * id are checked now, the rest when it is decoded for delivery.
+     */
+    private async onRawPublish(raw: Buffer) {
+        const first = raw[0]
+        const qos = (first >> 1) & 3
+        if (qos === 3) throw new ProtocolError("PUBLISH: QoS 3") // §3.3.1-4
+        if (qos === 0) {
+            if (first & 0x08) throw new ProtocolError("PUBLISH: DUP with QoS 0") // §3.3.1-2
+            this.inbound.push(raw)
+            return
+        }
+        const id = rawPacketId(raw)
+        if (id <= 0)
+            throw new ProtocolError(
+                id === 0
+                    ? "PUBLISH: packet id 0"
+                    : "PUBLISH: packet id runs past the end of the packet"
+            )
+        await this.onPublish(qos, id, (first & 0x08) !== 0, raw)
+    }
+
+    /**
+     * Writes PUBACK or PUBREC for a delivered message when the link is up;
+     * a PUBACK that cannot be written is owed: the broker sends the message
+     * again and gets it then. (A PUBREC is owed by `awaitingRelease`.)
+     */
+    private async writeAck(type: number, id: number) {
+        if (this.sessionUp)
+            try {
+                await this.send(encodeAck(type, id))
+                return
+            } catch (e) {
+                // the link went down: lose() has it
+            }
+        if (type === AckType.Puback) this.inbound.pubackOwed(id)
+    }
+
+    /**
+     * Hands the messages queued now to the callback, then acknowledges them
+     * (QoS 1 PUBACK, QoS 2 PUBREC). The packet itself is the callback's
+     * `info` (it has `qos`, `retain` and `dup`): one object less per message.
      */
     private async deliverQueued() {
-        let n = this.incoming.length
-        while (n-- > 0 && this.incoming.length > 0) {
-            const p = this.incoming.shift()
-            const stale = this.staleIncoming > 0
-            if (stale) this.staleIncoming--
+        const inb = this.inbound
+        let n = inb.queue.length
+        while (n-- > 0) {
+            let e = inb.take()
+            if (!e) break
+            let p: PublishPacket = null
+            if (e instanceof Buffer) {
+                try {
+                    p = decodeFromServer(e[0], e, 1, e.length) as PublishPacket
+                } catch (err) {
+                    // malformed bytes the broker sent while the application was behind
+                    inb.dropCurrent(rawPacketId(e))
+                    await this.reportError(err as Error)
+                    if (this.framer.blocked) this.rx.notify()
+                    continue
+                }
+            } else p = e
             const cb = this.onMessage
             if (cb) {
                 try {
                     await cb(p.topic, p.payload, p)
-                } catch (e) {
-                    await this.reportError(e as Error)
+                } catch (err) {
+                    await this.reportError(err as Error)
                 }
             }
-            if (p.qos !== 0) await this.acknowledgeDelivered(p, stale)
+            const id = p.packetId
+            const ack = inb.delivered(p.qos, id)
+            // let the payload go before the reader decodes the next one
+            p = null
+            e = null
+            // room again: a reader waiting for it goes on
+            if (this.framer.blocked) this.rx.notify()
+            if (ack) await this.writeAck(ack, id)
             if (n % 4 === 3) await ds.sleep(0) // the VM's watchdog
-        }
-    }
-
-    private async acknowledgeDelivered(p: PublishPacket, stale: boolean) {
-        let released = false
-        if (p.qos === 2) {
-            // forgotten now, connected or not: the id may come again later
-            const i = this.releasedEarly.indexOf(p.packetId)
-            released = i >= 0
-            if (released) this.releasedEarly.insert(i, -1)
-        }
-        // offline, a released QoS 2 id stays in the session: the broker
-        // sends PUBREL again after the reconnection and gets its PUBCOMP
-        if (this.state !== MQTTState.Connected) return
-        try {
-            if (p.qos === 1 && !stale)
-                await this.send(encodeAck(PacketType.Puback, p.packetId))
-            else if (p.qos === 2 && released) {
-                this.session.releaseQos2(p.packetId)
-                await this.send(encodeAck(PacketType.Pubcomp, p.packetId))
-            }
-        } catch (e) {
-            // the link went down; the broker sends it again after reconnecting
         }
     }
 
@@ -1259,7 +1576,10 @@ export class MQTTClient {
         this.stopKeepalive()
         if (this.keepaliveMs <= 0) return
         this.lastRx = ds.millis()
-        const tick = Math.max(100, Math.min(1000, this.keepaliveMs / 8))
+        const tick = Math.floor(
+            Math.max(100, Math.min(1000, this.keepaliveMs / 8))
+        )
+        this.keepaliveTickMs = tick
         const self = this
         this.keepaliveTimer = setInterval(async () => {
             await self.keepaliveTick(gen)
@@ -1272,15 +1592,21 @@ export class MQTTClient {
     }
 
     /**
-     * PINGREQ when nothing was sent, or nothing received, for `keepalive`
-     * (§3.1.2.10); no packet for 1.25 x keepalive means the link is dead, so
-     * a loss is noticed within 1.5 x keepalive.
+     * PINGREQ when nothing was sent for `keepalive` (§3.1.2.10) or nothing
+     * received for 0.75 x keepalive; any byte received after it answers it.
+     * Nothing received for 1.5 x keepalive means the link is dead: a
+     * PINGRESP gets at least half a keepalive (as MQTT.js), and a loss is
+     * noticed within 1.5 x keepalive. Bytes count, not decoded packets: a
+     * reader that waits for the application to make room still proves
+     * the link alive.
      */
     private async keepaliveTick(gen: number) {
         if (gen !== this.gen || this.state !== MQTTState.Connected) return
         const now = ds.millis()
         const k = this.keepaliveMs
-        if (now - this.lastRx >= k + k / 4) {
+        if (this.pingSentAt && this.lastRx >= this.pingSentAt)
+            this.pingSentAt = 0
+        if (now - this.lastRx >= k + k / 2 - this.keepaliveTickMs) {
             this.lose(
                 new Error(
                     `keepalive timeout: no packet for ${now - this.lastRx} ms`
@@ -1290,12 +1616,12 @@ export class MQTTClient {
             return
         }
         if (this.pingSentAt) return
-        if (now - this.lastTx >= k || now - this.lastRx >= k) {
+        if (now - this.lastTx >= k || now - this.lastRx >= (k * 3) / 4) {
             this.pingSentAt = now
             try {
                 await this.send(encodeEmpty(PacketType.Pingreq))
             } catch (e) {
-                // the close event reports the loss
+                // the loss is reported by the failed write
             }
         }
     }

@@ -354,6 +354,40 @@ export function writePublish(
     return buf
 }
 
+/**
+ * Encodes the head of a QoS 1/2 PUBLISH (§3.3): fixed header, topic and
+ * packet id, with a remaining length that counts `payloadLength` more bytes.
+ * Written before the payload itself, it lets a large message in flight keep
+ * only the application's payload and this small head for resends, instead
+ * of an encoded copy of the whole packet. The packet id sits in its last
+ * two bytes.
+ */
+export function writePublishHead(
+    topic: string,
+    topicLen: number,
+    payloadLength: number,
+    qos: number,
+    retain: boolean,
+    packetId: number
+): Buffer {
+    if (qos !== 1 && qos !== 2) fail("a PUBLISH head needs QoS 1 or 2")
+    checkPacketId(packetId)
+    const remaining = 2 + topicLen + 2 + payloadLength
+    const first = (PacketType.Publish << 4) | (qos << 1) | (retain ? 0x01 : 0)
+    const hlen = fixedHeaderSize(remaining)
+    const out = Buffer.alloc(hlen + 2 + topicLen + 2)
+    out[0] = first
+    // §2.2.3: the remaining length, seven bits a byte, low digits first
+    let x = remaining
+    for (let pos = 1; pos < hlen; ++pos) {
+        out[pos] = (x & 0x7f) | (pos < hlen - 1 ? 0x80 : 0)
+        x = x >> 7
+    }
+    const pos = writeString(out, hlen, topic, topicLen)
+    writeU16(out, pos, packetId)
+    return out
+}
+
 /** Encodes PUBLISH (§3.3), checking the topic. */
 export function encodePublish(
     topic: string,

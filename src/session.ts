@@ -1,12 +1,27 @@
 import * as ds from "@devicescript/core"
-import { PacketType, encodeAck, setDup } from "./codec"
+import { PacketType, encodeAck } from "./codec"
 import { ProtocolError } from "./errors"
 
 /**
- * Protocol state of one MQTT session: packet ids, outgoing messages in
- * flight, incoming QoS 2 ids awaiting PUBREL, and pending (un)subscribe
- * requests. It knows nothing of sockets or timers: the client feeds it the
+ * Protocol state of the outgoing side of one MQTT session: packet ids,
+ * messages in flight and pending (un)subscribe requests (the incoming side is
+ * `Inbound`). It knows nothing of sockets or timers: the client feeds it the
  * acknowledgements and writes what it returns.
+ *
+ * ## States of an outgoing QoS 1/2 message (§4.3)
+ *
+ * | state | on the wire | leaves on | after a loss |
+ * |---|---|---|---|
+ * | Queued | nothing | a place in the window: Await* | stays queued |
+ * | AwaitPuback | PUBLISH | PUBACK: Done | PUBLISH again with DUP (§4.4) |
+ * | AwaitPubrec | PUBLISH | PUBREC: AwaitPubcomp, PUBREL written | PUBLISH again with DUP |
+ * | AwaitPubcomp | PUBREL | PUBCOMP: Done | PUBREL again |
+ * | Done, Failed | - | - | - |
+ *
+ * A broker that answers a message with the wrong acknowledgement (PUBACK for
+ * QoS 2, PUBREC for QoS 1) breaks the protocol: the link is dropped (§4.8)
+ * and the message sent again; the third time the message fails with an
+ * error that names the cause instead of looping for ever.
  */
 
 /** Where an outgoing message stands (MQTT 3.1.1 §4.3). */
@@ -34,25 +49,38 @@ export class OutMessage {
     packetId = 0
     state = OutState.Queued
     error: Error = null
-    /** the encoded PUBLISH, kept for sending again with DUP */
+    /**
+     * the encoded PUBLISH, kept for sending again with DUP; or, with
+     * `payload`, only its head (fixed header, topic, packet id)
+     */
     packet: Buffer
+    /** the application's payload, written after `packet`; null when `packet` is whole */
+    payload: Buffer
     /** where the packet id sits in `packet` */
     readonly idOffset: number
     /** the publisher waiting for this message, woken when it settles */
     waiter: ds.Fiber = null
+    /** times the broker answered it with the wrong acknowledgement */
+    refusals = 0
 
     /**
-     * @param packet the encoded PUBLISH; for QoS 1/2 its packet id is a
-     *     placeholder until `Session.startFlight` assigns the real one
+     * @param packet the encoded PUBLISH, or its head when `payload` is
+     *     given; for QoS 1/2 its packet id is a placeholder until
+     *     `Session.startFlight` assigns the real one
      * @param payloadLength length of its payload, to find the packet id
+     * @param payload the payload written after a head, or null
      */
     constructor(
         readonly qos: number,
         packet: Buffer,
-        payloadLength: number
+        payloadLength: number,
+        payload: Buffer = null
     ) {
         this.packet = packet
-        this.idOffset = packet.length - payloadLength - 2
+        this.payload = payload
+        this.idOffset = payload
+            ? packet.length - 2
+            : packet.length - payloadLength - 2
     }
 
     /** True once the message no longer needs anything from the broker. */
@@ -78,13 +106,16 @@ export class PendingRequest {
     ) {}
 }
 
+/** Wrong acknowledgements of one message before it fails. */
+const MAX_REFUSALS = 3
+
 /** Packet ids 1..65535 (§2.3.1). */
 const MAX_PACKET_ID = 65535
 
 /**
- * The protocol state of one MQTT session, without timers or sockets: packet
- * ids, outgoing messages in flight, pending (un)subscribe requests and the
- * ids of incoming QoS 2 messages not yet released.
+ * The protocol state of the outgoing side of one MQTT session, without
+ * timers or sockets: packet ids, messages in flight, pending (un)subscribe
+ * requests.
  *
  * @devsWhenUsed
  */
@@ -93,8 +124,8 @@ export class Session {
     readonly inflight: OutMessage[] = []
     /** (un)subscribe requests waiting for their ack */
     readonly requests: PendingRequest[] = []
-    /** ids of incoming QoS 2 messages received (PUBREC sent), until PUBREL */
-    readonly inboundQos2: number[] = []
+    /** a QoS 1 message failed by its third PUBREC, for the client to wake */
+    failedByRefusal: OutMessage = null
     private lastId = 0
 
     /** True when `id` is used by a message in flight or a pending request. */
@@ -143,6 +174,26 @@ export class Session {
         this.inflight.insert(i, -1)
         m.state = OutState.Done
         m.packet = null
+        m.payload = null
+        return m
+    }
+
+    /**
+     * The broker answered message `i` with the wrong acknowledgement: a
+     * protocol error that drops the link (§4.8); the third time the message
+     * fails with `why` and is returned (its id is free again).
+     */
+    private refuse(i: number, why: string) {
+        const m = this.inflight[i]
+        if (++m.refusals < MAX_REFUSALS)
+            throw new ProtocolError(`${why} (packet id ${m.packetId})`)
+        this.inflight.insert(i, -1)
+        m.state = OutState.Failed
+        m.error = new Error(
+            `publish: ${why}; gave up after ${MAX_REFUSALS} attempts`
+        )
+        m.packet = null
+        m.payload = null
         return m
     }
 
@@ -151,7 +202,10 @@ export class Session {
         const i = this.find(id)
         if (i < 0) return null
         if (this.inflight[i].state !== OutState.AwaitPuback)
-            throw new ProtocolError(`PUBACK for QoS 2 message ${id}`)
+            return this.refuse(
+                i,
+                "the broker answered a QoS 2 PUBLISH with PUBACK: it does not support QoS 2"
+            )
         return this.settle(i)
     }
 
@@ -164,10 +218,19 @@ export class Session {
         const i = this.find(id)
         if (i >= 0) {
             const m = this.inflight[i]
-            if (m.state === OutState.AwaitPuback)
-                throw new ProtocolError(`PUBREC for QoS 1 message ${id}`)
-            m.state = OutState.AwaitPubcomp
-            m.packet = null // the PUBLISH is never sent again (§4.3.3)
+            if (m.state === OutState.AwaitPuback) {
+                this.refuse(
+                    i,
+                    "the broker answered a QoS 1 PUBLISH with PUBREC"
+                )
+                // failed for good: the broker's QoS 2 flow still ends
+                this.failedByRefusal = m
+            } else {
+                m.state = OutState.AwaitPubcomp
+                // the PUBLISH is never sent again (§4.3.3)
+                m.packet = null
+                m.payload = null
+            }
         }
         return encodeAck(PacketType.Pubrel, id)
     }
@@ -178,25 +241,6 @@ export class Session {
         if (i < 0 || this.inflight[i].state !== OutState.AwaitPubcomp)
             return null
         return this.settle(i)
-    }
-
-    /**
-     * What to send again on a new connection, in the original order
-     * (§4.4): each PUBLISH not yet acknowledged with DUP set, and PUBREL
-     * for each QoS 2 message that got its PUBREC.
-     */
-    resendPackets(): Buffer[] {
-        const out: Buffer[] = []
-        for (let i = 0; i < this.inflight.length; ++i) {
-            const m = this.inflight[i]
-            if (m.state === OutState.AwaitPubcomp)
-                out.push(encodeAck(PacketType.Pubrel, m.packetId))
-            else {
-                setDup(m.packet)
-                out.push(m.packet)
-            }
-        }
-        return out
     }
 
     /** Ends every message in flight with `err` (used by disconnect). */
@@ -246,26 +290,5 @@ export class Session {
             return r
         }
         return null
-    }
-
-    /**
-     * Incoming QoS 2 PUBLISH (§4.3.3, method B): true when it is new and
-     * must be delivered, false for a duplicate of one not yet released.
-     */
-    receiveQos2(id: number) {
-        if (this.inboundQos2.indexOf(id) >= 0) return false
-        this.inboundQos2.push(id)
-        return true
-    }
-
-    /** PUBREL received: forget the id; later PUBLISHes with it are new. */
-    releaseQos2(id: number) {
-        const i = this.inboundQos2.indexOf(id)
-        if (i >= 0) this.inboundQos2.insert(i, -1)
-    }
-
-    /** Drops state a clean session does not keep (§3.1.2.4). */
-    clearInbound() {
-        this.inboundQos2.insert(0, -this.inboundQos2.length)
     }
 }

@@ -82,6 +82,10 @@ export class DeviceSocketTransport implements Transport {
         }
         this.opener = ds.Fiber.self()
         await ds.suspend(timeoutMs)
+        // a later open() replaced this connection meanwhile: its state is
+        // not ours to read
+        if (conn !== this.conn)
+            throw new Error(`${this.name}: connection attempt replaced`)
         this.opener = null
         if (this.openError) throw this.openError
         if (!this.opened) {
@@ -127,8 +131,11 @@ export class DeviceSocketTransport implements Transport {
 
     async write(data: Buffer) {
         const sockets = ds as DsSockets
+        // a write retried on a busy socket stays with its own connection
+        const conn = this.conn
         for (let i = 0; ; ++i) {
-            if (!this.live) throw new Error(`${this.name}: not connected`)
+            if (!this.live || conn !== this.conn)
+                throw new Error(`${this.name}: not connected`)
             const r = sockets._socketWrite(data)
             if (r === 0) return
             if (r === -100) {
