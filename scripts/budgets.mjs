@@ -4,19 +4,23 @@
 //   1. bytecode size of every application in devs/ and of the same seed
 //      example on @devicescript/net's built-in MQTT client
 //      (test/devs/budget-builtin.ts), from `devs build --stats`; the seed
-//      example app (devs/main.ts) must fit in 16 KB;
+//      example app (devs/main.ts) must fit in 32 KB with everything in (the
+//      image lives in the firmware's flash storage, not in the heap);
 //   2. the heap left to the application: the largest `Buffer.alloc` that
 //      succeeds in an empty program, and while connected with 10
-//      subscriptions and a full in-flight window (test/devs/budget-heap.ts);
+//      subscriptions and a full in-flight window (test/devs/budget-heap.ts):
+//      at least 32 KB;
 //   3. the largest payload published and received, with the default
 //      maxPacketSize and with a raised one (test/devs/budget-payload.ts).
 //
 // Out of memory is a panic in DeviceScript, so every size is tried in a
 // fresh simulator and the limits are found by bisection.
 //
-// Options: --check  exit 1 when a budget is missed (the file is written anyway)
-//          --sizes  only the bytecode sizes (fast; heap and payload figures
-//                   are left out of the file)
+// Exits 1 when a budget is missed (the file is written anyway).
+//
+// Options: --sizes  only the bytecode sizes and their budget (fast), printed;
+//                   docs/budgets.md is left as it is
+//          --check  accepted for older scripts: checking is the default
 //
 // `devs build` writes the fixed path .devicescript/bin, so the --stats builds
 // here take the same cross-process lock as test/tools/sim.mjs (an atomic
@@ -52,11 +56,11 @@ import {
 } from "../test/tools/sim.mjs"
 
 const args = process.argv.slice(2)
-const CHECK = args.includes("--check")
 const SIZES_ONLY = args.includes("--sizes")
 
 const SEED_APP = "devs/main.ts"
-const SEED_BUDGET = 16 * 1024
+/** the seed example's whole bytecode image, everything in */
+const SEED_BUDGET = 32 * 1024
 const HEAP_TARGET = 32 * 1024
 const PAYLOAD_TARGET = 16 * 1024
 const RAISED_MAX_PACKET = 256 * 1024
@@ -518,6 +522,26 @@ Measured on ${today} by \`npm run budgets\` (scripts/budgets.mjs, which rewrites
 file): DeviceScript CLI ${cliVersion}, Node ${process.version}, commit ${commit}${dirty},
 in the DeviceScript simulator (WASM), whose heap is about 64 KB, like an ESP32's.
 
+Two resources bound a program on a device, and they are budgeted differently:
+
+- **The heap** (about 64 KB on an ESP32 and in the simulator, 40 KB on an ESP32-S2): every
+  object, buffer, fiber and queued message lives there, and running out of it ends the
+  program (a panic, nothing can catch it). This is the budget that matters: with the
+  client connected, 10 subscriptions and a full in-flight window, at least
+  ${kb(HEAP_TARGET)} must be left to the application.
+- **The bytecode image** (the compiled \`.devs\` program: the application and every
+  library it imports, this one included). It does not live in the heap: the firmware
+  stores it in its flash storage area (256 KB on the ESP32 builds, 128 KB on RP2040),
+  which it shares with the settings deployed with the program (\`.env.defaults\`,
+  \`.env.local\`), and the VM runs it from flash. Its size costs flash, not heap. What
+  bounds it is that area: the image plus the settings must fit in it, so the library's
+  share decides how much room is left for the application (a 32 KB seed example leaves
+  over 200 KB on an ESP32, over 90 KB on a Pico W). The budget: the seed example
+  (devs/main.ts, which links the client, the codec, the Wi-Fi network watcher and the
+  settings) at most ${kb(SEED_BUDGET)} with everything in; \`npm run budgets\` fails past it.
+  Every class is \`@devsWhenUsed\`, so the methods a program never calls stay out of its
+  image.
+
 ## Summary
 
 | budget | target | measured | |
@@ -549,8 +573,6 @@ if (!SIZES_ONLY) {
 | largest payload published, maxPacketSize ${RAISED_MAX_PACKET} | (what the heap allows) | ${P("publish-raised").best} bytes (to 128) | |
 | largest payload received, maxPacketSize ${RAISED_MAX_PACKET} | (what the heap allows) | ${P("receive-raised").best} bytes (to 128) | |
 `
-} else {
-    md += `\n(Heap and payload figures were not measured in this run: \`--sizes\`.)\n`
 }
 if (missed.length || warnings.length) {
     md += `\n**Attention:**\n\n`
@@ -647,14 +669,24 @@ md += `
 
 \`\`\`sh
 npm run budgets            # everything, about ${Math.max(1, Math.round((Date.now() - t0) / 60000))} min; rewrites docs/budgets.md
-npm run budgets -- --sizes # bytecode sizes only (seconds)
-npm run budgets -- --check # exit 1 when a budget is missed
+npm run budgets -- --sizes # bytecode sizes and their budget only (seconds); prints, writes nothing
+\`\`\`
+
+Both exit 1 when a budget is missed.
 \`\`\`
 `
 
-mkdirSync(join(repoRoot, "docs"), { recursive: true })
-writeFileSync(join(repoRoot, "docs/budgets.md"), md)
-log(`wrote docs/budgets.md in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+if (SIZES_ONLY) {
+    for (const r of sizeRows)
+        log(`${r.entry}: ${r.devsBytes} bytes (${kb(r.devsBytes)})`)
+    log(
+        `seed example (${SEED_APP}): ${seed.devsBytes} bytes, budget ${SEED_BUDGET}: ${seed.devsBytes <= SEED_BUDGET ? "ok" : "MISSED"} (docs/budgets.md left as it is: --sizes)`
+    )
+} else {
+    mkdirSync(join(repoRoot, "docs"), { recursive: true })
+    writeFileSync(join(repoRoot, "docs/budgets.md"), md)
+    log(`wrote docs/budgets.md in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+}
 for (const m of missed) log(`BUDGET MISSED: ${m}`)
 for (const w of warnings) log(`WARNING: ${w}`)
-process.exit(CHECK && missed.length ? 1 : 0)
+process.exit(missed.length ? 1 : 0)

@@ -178,6 +178,8 @@ const YIELD_EVERY_STAGED = 256
  * kept as they are for resends; smaller ones are encoded with it (one write).
  */
 const SPLIT_PAYLOAD = 256
+/** Reconnect callback calls kept while the callback is busy. */
+const MAX_NOTICES = 8
 /** After a connection lasted this long (ms), the reconnect delay starts over. */
 const STABLE_MS = 10000
 const DEFAULT_PORT = 1883
@@ -282,8 +284,10 @@ export class MQTTClient {
     private epoch = 0
     /** the epoch of the running reconnect supervisor, -1 when none */
     private supervisorEpoch = -1
-    /** a loss the supervisor has still to report to the reconnect callback */
-    private lossToReport: Error = null
+    /** reconnect callback calls not made yet, in order */
+    private readonly notices: { state: number; err: Error }[] = []
+    /** a fiber makes the reconnect callback calls */
+    private notifying = false
     /** the next reconnect delay before jitter, ms */
     private backoff = 0
     /** when the current connection was established (ms), for the backoff */
@@ -1002,7 +1006,7 @@ export class MQTTClient {
         else this.backoff = this.opts.reconnectDelay || 1000
         if (this.reconn) {
             this.state = MQTTState.Connecting
-            this.lossToReport = err
+            this.notifyReconnect(MQTTState.Connecting, err)
             this.startSupervisor()
         } else {
             this.state = serverClosed ? MQTTState.ServerClosed : MQTTState.Error
@@ -1042,9 +1046,12 @@ export class MQTTClient {
     /**
      * The reconnect supervisor: the one loop that repairs the connection
      * with `reconn`. It runs while the state is Connecting; `lose()` starts
-     * it whenever it is not running, and since it re-checks the state after
-     * every await (callbacks included) and has no await between its last
-     * check and its end, a loss can never find it about to stop. Each
+     * it whenever none runs for the current epoch, and since it re-checks
+     * the state after every await and has no await between its last check
+     * and its end, a loss can never find it about to stop. It never waits
+     * for the application (the reconnect callback runs in a fiber of its
+     * own), and `connect`/`close`/`disconnect` start a new epoch that ends
+     * it, so it never competes with the application's own connect. Each
      * failed attempt doubles the delay (up to `reconnectMaxDelay`) and moves
      * to the next broker; a connection that is lost again within 10 s
      * counts as failed too (`lose`).
@@ -1056,12 +1063,6 @@ export class MQTTClient {
             this.state === MQTTState.Connecting &&
             !this.disposed
         ) {
-            const lost = this.lossToReport
-            if (lost) {
-                this.lossToReport = null
-                await this.notifyReconnect(MQTTState.Connecting, lost)
-                continue
-            }
             // while the network is down, wait for it instead of burning attempts
             if (this.connectivity && !this.connectivity.isUp()) {
                 await this.progress.wait(1000)
@@ -1081,7 +1082,8 @@ export class MQTTClient {
                 this.backoff = Math.min(this.backoff * 2, max)
                 continue
             }
-            await this.notifyReconnect(MQTTState.Connected, null)
+            if (this.state === MQTTState.Connected)
+                this.notifyReconnect(MQTTState.Connected, null)
         }
     }
 
@@ -1096,14 +1098,35 @@ export class MQTTClient {
         return Math.floor(delay / 2 + r * (delay / 2))
     }
 
-    private async notifyReconnect(state: number, err: Error) {
-        const cb = this.onReconnect
-        if (!cb) return
-        try {
-            await cb(state, err)
-        } catch (e) {
-            await this.reportError(e as Error)
-        }
+    /**
+     * Tells the reconnect callback, in order, from a fiber of its own: the
+     * supervisor never waits for the application, whose callback may well
+     * await a publish that only the next reconnection completes.
+     */
+    private notifyReconnect(state: number, err: Error) {
+        if (!this.onReconnect) return
+        const q = this.notices
+        if (q.length >= MAX_NOTICES) q.shift() // the oldest goes
+        q.push({ state, err })
+        if (this.notifying) return
+        this.notifying = true
+        const self = this
+        this.spawn(async () => {
+            try {
+                while (q.length > 0) {
+                    const n = q.shift()
+                    const cb = self.onReconnect
+                    if (!cb) continue
+                    try {
+                        await cb(n.state, n.err)
+                    } catch (e) {
+                        await self.reportError(e as Error)
+                    }
+                }
+            } finally {
+                self.notifying = false
+            }
+        })
     }
 
     private async reportError(err: Error) {

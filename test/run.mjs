@@ -1,6 +1,8 @@
 // `npm test`: runs test/node/*.test.mjs with node:test, one file at a time.
 // Optional arguments are substrings; only test files whose name contains
-// one of them run (e.g. `node test/run.mjs codec`).
+// one of them run (e.g. `node test/run.mjs codec`). `--full` (`npm run
+// test:full`, what CI runs) sets UMQTT_FULL=1: the long counts of
+// test/tools/profile.mjs (mutations, seeds, soaks) instead of the quick ones.
 
 import { spawn } from "node:child_process"
 import {
@@ -15,7 +17,9 @@ import { mosquittoPath } from "./tools/brokers.mjs"
 import { pidAlive } from "./tools/proc.mjs"
 import { genDir, repoRoot } from "./tools/sim.mjs"
 
-const filters = process.argv.slice(2)
+const args = process.argv.slice(2)
+if (args.includes("--full")) process.env.UMQTT_FULL = "1"
+const filters = args.filter(a => a !== "--full")
 const nodeDir = join(repoRoot, "test", "node")
 const ci = /^(true|1)$/i.test(process.env.CI || "")
 
@@ -66,6 +70,10 @@ if (!files.length) {
     )
     process.exit(1)
 }
+const profile = /^(1|true)$/i.test(process.env.UMQTT_FULL || "")
+    ? "full (UMQTT_FULL=1: long counts)"
+    : "quick (`npm run test:full` for the long counts)"
+console.log(`profile: ${profile}`)
 console.log(`running ${files.length} test file(s): ${files.join(" ")}`)
 
 const child = spawn(

@@ -1,4 +1,7 @@
-// Every application in devs/ builds against every board of boards/.
+// Every application in devs/ builds against every board of boards/
+// (`npm run test:full`); `npm test` builds each application against one
+// board, the boards taking turns, so that every application and every board
+// is built (half the builds with two boards).
 //
 // A program targets a board by importing its module, `@dsboard/<id>`: the
 // compiler then type-checks `pins` and `board` against boards/<id>.board.json
@@ -9,6 +12,7 @@ import { test } from "node:test"
 import assert from "node:assert/strict"
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs"
 import { join, relative } from "node:path"
+import { full } from "../tools/profile.mjs"
 import {
     buildDevs,
     cliPath,
@@ -112,9 +116,12 @@ test("the CLI accepts the boards (devs flash esp32/rp2040 list them, no error)",
     }
 })
 
-for (const { id, json } of boards) {
-    test(`board ${id}: every devs/ app builds against it`, async t => {
-        for (const app of apps) {
+boards.forEach(({ id, json }, b) => {
+    // the full run: every app; the quick one: every boards.length-th app
+    const mine = full ? apps : apps.filter((_, i) => i % boards.length === b)
+    const what = full ? "every devs/ app builds" : `${mine.length} of the ${apps.length} devs/ apps build`
+    test(`board ${id}: ${what} against it`, async t => {
+        for (const app of mine) {
             await t.test(`devs/${app}`, async () => {
                 const file = entry(
                     `board-${id}-${app.replace(/\.ts$/, "")}`,
@@ -140,7 +147,7 @@ for (const { id, json } of boards) {
             }
         )
     })
-}
+})
 
 test("a board that does not exist fails to build (the board import is checked)", async () => {
     const file = entry(

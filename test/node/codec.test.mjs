@@ -13,7 +13,9 @@
 // 2. Hand-written packets of all 14 types, both directions, split at every
 //    offset and byte by byte, remaining lengths of 1, 2 and 3 bytes.
 // 3. Random valid packets from a seeded PRNG (CODEC_SEED=n to replay).
-// 4. Thousands of mutations of valid packets plus targeted malformed input.
+// 4. Mutations of valid packets plus targeted malformed input.
+// 3 and 4 count 100 random packets and 900 mutations in `npm test`, 400 and
+//    3,600 in `npm run test:full` (test/tools/profile.mjs).
 // 5. The device must still be alive and exit 0 after Quit.
 //
 // Set CODEC_VERBOSE=1 to print every documented difference as it is met.
@@ -26,6 +28,7 @@ import net from "node:net"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import mqtt from "mqtt-packet"
+import { scale } from "../tools/profile.mjs"
 import { repoRoot, runDevice } from "../tools/sim.mjs"
 
 const SEED = process.env.CODEC_SEED
@@ -33,6 +36,12 @@ const SEED = process.env.CODEC_SEED
     : (Date.now() ^ (process.pid << 10)) >>> 0
 const VERBOSE = /^(1|true)$/i.test(process.env.CODEC_VERBOSE || "")
 const DEVICE_TIMEOUT_MS = 240_000
+/** random valid packets */
+const RANDOM_PACKETS = scale(100, 400)
+/** random packets added to the pool that truncations and mutations start from */
+const POOL_RANDOM = scale(80, 250)
+/** mutations of valid packets */
+const MUTATIONS = scale(900, 3600)
 
 // --------------------------------------------------------------- protocol
 
@@ -1993,7 +2002,7 @@ describe("codec cross-check against mqtt-packet", { timeout: 200_000 }, () => {
 
     test("random valid packets", { timeout: 60_000 }, async () => {
         const r = prng(SEED)
-        const N = 400
+        const N = RANDOM_PACKETS
         const SPLIT_MAX = 48
         const failures = []
         let splitted = 0
@@ -2145,7 +2154,7 @@ describe("codec cross-check against mqtt-packet", { timeout: 200_000 }, () => {
                 const b = mqtt.generate(object)
                 if (b.length <= 400) pool.push(b)
             }
-            for (let i = 0; i < 250; i++) {
+            for (let i = 0; i < POOL_RANDOM; i++) {
                 const b = mqtt.generate(toMp(randPacket(r)))
                 if (b.length <= 400) pool.push(b)
             }
@@ -2159,7 +2168,7 @@ describe("codec cross-check against mqtt-packet", { timeout: 200_000 }, () => {
             )
 
             // mutations
-            const M = 3600
+            const M = MUTATIONS
             const m = {
                 total: 0,
                 error: 0,
@@ -2285,7 +2294,7 @@ describe("codec cross-check against mqtt-packet", { timeout: 200_000 }, () => {
                 say(disagreements.slice(0, 20).join("\n# "))
             assert.deepEqual(failures.slice(0, 30), [])
             assert.deepEqual(disagreements.slice(0, 30), [])
-            assert.ok(m.total >= 3000)
+            assert.equal(m.total, M)
         }
     )
 

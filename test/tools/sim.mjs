@@ -131,19 +131,21 @@ function releaseLock() {
 
 /**
  * Runs a command in its own process group with a hard time bound and
- * collects its output.
+ * collects its output. `env` replaces the environment (default: this
+ * process's).
  * @returns {Promise<{ code: number|null, signal: string|null, output: string, timedOut: boolean }>}
  */
 export function runCollect(
     cmd,
     args,
-    { cwd = repoRoot, timeoutMs, name } = {}
+    { cwd = repoRoot, timeoutMs, name, env } = {}
 ) {
     return new Promise((resolvePromise, reject) => {
         const child = spawn(cmd, args, {
             cwd,
             detached: true,
             stdio: ["ignore", "pipe", "pipe"],
+            env: env || process.env,
         })
         track(child, name)
         let output = ""
