@@ -1082,7 +1082,7 @@ export class MQTTClient {
                 this.backoff = Math.min(this.backoff * 2, max)
                 continue
             }
-            if (this.state === MQTTState.Connected)
+            if ((this.state as number) === MQTTState.Connected)
                 this.notifyReconnect(MQTTState.Connected, null)
         }
     }
