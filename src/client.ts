@@ -1412,14 +1412,23 @@ export class MQTTClient {
                             `${packetName(p.type || PacketType.Publish)} before CONNACK`
                         )
                     if (p.type === PacketType.Publish) {
-                        const pub = p as PublishPacket
-                        // the common case, QoS 0, inline (Inbound.push)
-                        if (pub.qos === 0) {
-                            inb.queue.push(pub)
+                        // no local of its own: a variable that outlives the
+                        // iteration would keep a 16 KB payload alive while
+                        // the next one is decoded
+                        if ((p as PublishPacket).qos === 0) {
+                            // the common case, inline (Inbound.push)
+                            inb.queue.push(p as PublishPacket)
                             inb.waitingBytes +=
-                                pub.payload.length + pub.topic.length + 8
+                                (p as PublishPacket).payload.length +
+                                (p as PublishPacket).topic.length +
+                                8
                         } else
-                            await this.onPublish(pub.qos, pub.packetId, pub.dup, pub)
+                            await this.onPublish(
+                                (p as PublishPacket).qos,
+                                (p as PublishPacket).packetId,
+                                (p as PublishPacket).dup,
+                                p as PublishPacket
+                            )
                     } else if ((p.type as number) === 0) {
                         // kept raw, or dropped (DROPPED_FRAME): see FrameDecoder
                         if (p === RAW_FRAME)
