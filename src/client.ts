@@ -916,6 +916,7 @@ export class MQTTClient {
                 rc
             )
         this.sessionPresent = this.connack.sessionPresent
+        if (!this.sessionPresent) this.session.restart()
         this.sessionUp = true
         this.startKeepalive(gen)
         await this.resendSession(gen)

@@ -18,6 +18,11 @@ import { ProtocolError } from "./errors"
  * | AwaitPubcomp | PUBREL | PUBCOMP: Done | PUBREL again |
  * | Done, Failed | - | - | - |
  *
+ * "After a loss" is for a broker that kept the session. One that did not
+ * (CONNACK without session present) knows none of the ids: every message in
+ * flight starts over as a PUBLISH (`restart`), so it arrives at least once;
+ * exactly once needs the persistent session.
+ *
  * A broker that answers a message with the wrong acknowledgement (PUBACK for
  * QoS 2, PUBREC for QoS 1) breaks the protocol: the link is dropped (§4.8)
  * and the message sent again; the third time the message fails with an
@@ -225,12 +230,10 @@ export class Session {
                 )
                 // failed for good: the broker's QoS 2 flow still ends
                 this.failedByRefusal = m
-            } else {
+            } else
+                // the PUBLISH stays for a session the broker loses
+                // (`restart`); within this one it is never sent again (§4.3.3)
                 m.state = OutState.AwaitPubcomp
-                // the PUBLISH is never sent again (§4.3.3)
-                m.packet = null
-                m.payload = null
-            }
         }
         return encodeAck(PacketType.Pubrel, id)
     }
@@ -241,6 +244,21 @@ export class Session {
         if (i < 0 || this.inflight[i].state !== OutState.AwaitPubcomp)
             return null
         return this.settle(i)
+    }
+
+    /**
+     * The broker has no session (CONNACK without session present): the ids
+     * of the old one mean nothing to it, and a message it had acknowledged
+     * with PUBREC is gone with that session. Every message in flight starts
+     * over as a PUBLISH (at least once: exactly once needs a persistent
+     * session, §4.3.3).
+     */
+    restart() {
+        for (let i = 0; i < this.inflight.length; ++i) {
+            const m = this.inflight[i]
+            if (m.state === OutState.AwaitPubcomp)
+                m.state = OutState.AwaitPubrec
+        }
     }
 
     /** Ends every message in flight with `err` (used by disconnect). */
