@@ -211,9 +211,11 @@ function argError(what: string, e: any): Error {
 }
 
 /**
- * A number 0..1 from the client id (FNV-1a): mixed into the reconnect
- * jitter, so that a fleet of devices with the same firmware (whose
- * `Math.random()` may start from the same seed) does not reconnect at once.
+ * A number 0..1 from the client id: mixed into the reconnect jitter, so that
+ * a fleet of devices with the same firmware (whose `Math.random()` may start
+ * from the same seed) does not reconnect at once. FNV-1a, then murmur3's
+ * final mix: without it ids that differ in their last character (device-1,
+ * device-2, ...) land close together.
  */
 function idFraction(id: string) {
     let h = 0x811c9dc5
@@ -221,6 +223,11 @@ function idFraction(id: string) {
         h ^= id.charCodeAt(i)
         h = Math.imul(h, 0x01000193)
     }
+    h ^= h >>> 16
+    h = Math.imul(h, 0x85ebca6b)
+    h ^= h >>> 13
+    h = Math.imul(h, 0xc2b2ae35)
+    h ^= h >>> 16
     return (h >>> 0) / 4294967296
 }
 
