@@ -4,6 +4,12 @@ import assert from "node:assert/strict"
 import { readdirSync } from "node:fs"
 import { join } from "node:path"
 import { repoRoot, runDeviceToEnd } from "../tools/sim.mjs"
+import { full } from "../tools/profile.mjs"
+
+// schedules.ts tries every cut point (hundreds of runs of the client): more
+// time, and in the full profile every pair of points (its `main({ full })`)
+const LONG = { "schedules.ts": full ? 1_800_000 : 300_000 }
+const PARAMS = { "schedules.ts": full ? { full: true } : undefined }
 
 const files = readdirSync(join(repoRoot, "test", "unit"))
     .filter(f => f.endsWith(".ts"))
@@ -11,11 +17,12 @@ const files = readdirSync(join(repoRoot, "test", "unit"))
 
 for (const f of files) {
     test(`DeviceScript unit tests: ${f}`, async () => {
-        const r = await runDeviceToEnd(`test/unit/${f}`, undefined, {
-            timeoutMs: 60000,
+        const r = await runDeviceToEnd(`test/unit/${f}`, PARAMS[f], {
+            timeoutMs: LONG[f] || 60000,
         })
         const summary = r.lines.find(l => /^tests: \d+, pass: \d+, error: \d+/.test(l))
-        const failures = r.lines.filter(l => /Exception|message:/.test(l))
+        const failures = r.lines.filter(l => /Exception|message:|^FAIL /.test(l))
+        for (const l of r.lines) if (/^schedules: /.test(l)) console.log(`# ${l}`)
         assert.ok(summary, `no test summary; last lines:\n${r.lines.slice(-30).join("\n")}`)
         const [, total, pass, error] = summary.match(/tests: (\d+), pass: (\d+), error: (\d+)/)
         assert.equal(+error, 0, `${error} failed:\n${failures.join("\n")}`)
