@@ -1599,7 +1599,12 @@ export class MQTTClient {
                 }
             }
             const id = p.packetId
-            const ack = inb.delivered(p.qos, id)
+            let ack = 0
+            if (p.qos === 0) {
+                // Inbound.delivered inline for QoS 0: nothing to acknowledge
+                inb.waitingBytes -= inb.currentBytes
+                inb.currentBytes = 0
+            } else ack = inb.delivered(p.qos, id)
             // let the payload go before the reader decodes the next one
             p = null
             e = null

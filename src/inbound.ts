@@ -62,8 +62,11 @@ export class Inbound {
     readonly owedPuback: number[] = []
     /** entries at the head of `queue` from a session the broker no longer has */
     orphans = 0
-    /** frame bytes of the message in the callback, 0 when none */
-    private currentBytes = 0
+    /**
+     * bytes of the message in the callback, 0 when none (the client's
+     * QoS 0 delivery path clears it inline, as `delivered` would)
+     */
+    currentBytes = 0
     /** the message in the callback belongs to a dropped session */
     private currentOrphan = false
 
@@ -107,7 +110,11 @@ export class Inbound {
         if (m instanceof Buffer) this.rawCount--
         this.currentOrphan = this.orphans > 0
         if (this.currentOrphan) this.orphans--
-        this.currentBytes = entryBytes(m)
+        // entryBytes inline: one call less per message
+        this.currentBytes =
+            m instanceof Buffer
+                ? m.length
+                : m.payload.length + m.topic.length + 8
         return m
     }
 
