@@ -1439,8 +1439,11 @@ export class MQTTClient {
                             )
                     } else if ((p.type as number) === 0) {
                         // kept raw, or dropped (DROPPED_FRAME): see FrameDecoder
-                        if (p === RAW_FRAME)
-                            await this.onRawPublish(framer.raw)
+                        if (p === RAW_FRAME) {
+                            const raw = framer.raw
+                            framer.raw = null
+                            await this.onRawPublish(raw)
+                        }
                     } else await this.handle(p)
                 }
             } catch (e) {
