@@ -656,11 +656,12 @@ ${row("receive-raised", `receive, ${RAISED_MAX_PACKET}`)}
 
 With the default maxPacketSize a publish larger than the packet limit (payload + topic
 + header = 20480 bytes) is refused at once with an Error, and an incoming packet that
-declares more is refused from its header. Below those limits the heap decides: a publish
-holds the payload and the encoded packet at once (about 2 x N), a received message about
-3 x N (consistent with the socket's chunk, the assembled packet and the payload copied
-out of it), and running out of memory ends the program. On a device the TCP window paces the input; the
-simulator hands it over in chunks of up to 32-64 KB.
+declares more is refused from its header. Below those limits the heap decides, and
+running out of memory ends the program: a QoS 1/2 publish keeps the application's payload
+and writes a small head before it (about 1 x N: the raised limit reaches most of the
+free heap), a received message costs the socket's chunks plus one payload-sized
+allocation (about 2 x N). On a device the TCP window paces the input; the simulator hands
+it over in chunks of up to 32-64 KB.
 `
 }
 

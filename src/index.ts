@@ -1,6 +1,6 @@
 /**
  * devicescript-umqtt: the umqtt client API for DeviceScript.
- * The contract of these exports is `shared/spec/api.md`; the codec, framer,
+ * The reference of these exports is docs/api.md; the codec, framer,
  * session and transport are exported for tests and advanced use.
  */
 export * from "./errors"

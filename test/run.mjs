@@ -1,8 +1,15 @@
 // `npm test`: runs test/node/*.test.mjs with node:test, one file at a time.
 // Optional arguments are substrings; only test files whose name contains
-// one of them run (e.g. `node test/run.mjs codec`). `--full` (`npm run
-// test:full`, what CI runs) sets UMQTT_FULL=1: the long counts of
-// test/tools/profile.mjs (mutations, seeds, soaks) instead of the quick ones.
+// one of them run (e.g. `node test/run.mjs codec`).
+//
+// `--full` (`npm run test:full`, what CI runs) sets UMQTT_FULL=1: the long
+// counts of test/tools/profile.mjs (mutations, seeds, soaks) instead of the
+// quick ones.
+//
+// One file at a time. (Two at once was tried on 2 cores: two tests overran
+// their time bounds. Every `devs build` takes a cross-process lock, since it
+// writes .devicescript/bin, so a file also waits for the other's builds
+// inside its own time bounds.)
 
 import { spawn } from "node:child_process"
 import {
@@ -20,6 +27,7 @@ import { genDir, repoRoot } from "./tools/sim.mjs"
 const args = process.argv.slice(2)
 if (args.includes("--full")) process.env.UMQTT_FULL = "1"
 const filters = args.filter(a => a !== "--full")
+const fullProfile = /^(1|true)$/i.test(process.env.UMQTT_FULL || "")
 const nodeDir = join(repoRoot, "test", "node")
 const ci = /^(true|1)$/i.test(process.env.CI || "")
 
@@ -70,7 +78,7 @@ if (!files.length) {
     )
     process.exit(1)
 }
-const profile = /^(1|true)$/i.test(process.env.UMQTT_FULL || "")
+const profile = fullProfile
     ? "full (UMQTT_FULL=1: long counts)"
     : "quick (`npm run test:full` for the long counts)"
 console.log(`profile: ${profile}`)

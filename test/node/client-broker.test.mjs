@@ -21,6 +21,7 @@ import {
     startAedes,
     startMosquitto,
 } from "../tools/brokers.mjs"
+import { scale } from "../tools/profile.mjs"
 import { runDevice } from "../tools/sim.mjs"
 
 const MOSQ = mosquittoAvailable()
@@ -804,7 +805,7 @@ describe("fibers", () => {
             timeout: 120000,
         },
         async t => {
-            const N = 200
+            const N = scale(80, 200) // messages per publishing fiber
             let m, peer
             try {
                 m = await startMosquitto()
