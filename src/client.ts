@@ -262,6 +262,8 @@ export class MQTTClient {
     private readonly maxQueued: number
     private readonly maxIncoming: number
     private readonly maxIncomingBytes: number
+    private readonly reconnectDelay: number
+    private readonly reconnectMaxDelay: number
     private readonly maxPacketSize: number
     private readonly transport: Transport
     private readonly framer: FrameDecoder
@@ -407,8 +409,15 @@ export class MQTTClient {
         this.maxPacketSize = optInt(o, "maxPacketSize", 20480, 64, 268435460)
         const stageSize = optInt(o, "writeBuffer", 0, 0, 65536)
         if (stageSize > 0) this.stage = Buffer.alloc(stageSize)
-        this.backoff = optInt(o, "reconnectDelay", 1000, 1, 3600000)
-        optInt(o, "reconnectMaxDelay", 60000, 1, 3600000)
+        this.reconnectDelay = optInt(o, "reconnectDelay", 1000, 1, 3600000)
+        this.reconnectMaxDelay = optInt(
+            o,
+            "reconnectMaxDelay",
+            60000,
+            1,
+            3600000
+        )
+        this.backoff = this.reconnectDelay
         this.jitterSeed = idFraction(clientId)
         if (
             o.user !== undefined &&
@@ -498,7 +507,7 @@ export class MQTTClient {
         this.cleanSession = !!cleanSession
         this.lostError = null
         this.epoch++
-        this.backoff = this.opts.reconnectDelay || 1000
+        this.backoff = this.reconnectDelay
         this.state = MQTTState.Connecting
         // each broker in turn; a refusing CONNACK ends the attempt at once
         let err: Error = null
@@ -1008,10 +1017,10 @@ export class MQTTClient {
         this.shutLink()
         this.session.failRequests(new Error(`connection lost: ${err.message}`))
         // a connection that did not last: the next attempt waits longer
-        const max = this.opts.reconnectMaxDelay || 60000
+        const max = this.reconnectMaxDelay
         if (ds.millis() - this.connectedAt < Math.min(STABLE_MS, max))
             this.backoff = Math.min(this.backoff * 2, max)
-        else this.backoff = this.opts.reconnectDelay || 1000
+        else this.backoff = this.reconnectDelay
         if (this.reconn) {
             this.state = MQTTState.Connecting
             this.notifyReconnect(MQTTState.Connecting, err)
@@ -1065,7 +1074,7 @@ export class MQTTClient {
      * counts as failed too (`lose`).
      */
     private async supervise(epoch: number) {
-        const max = this.opts.reconnectMaxDelay || 60000
+        const max = this.reconnectMaxDelay
         while (
             epoch === this.epoch &&
             this.state === MQTTState.Connecting &&
@@ -1074,6 +1083,7 @@ export class MQTTClient {
             // while the network is down, wait for it instead of burning attempts
             if (this.connectivity && !this.connectivity.isUp()) {
                 await this.progress.wait(1000)
+                this.backoff = this.reconnectDelay
                 continue
             }
             const until = ds.millis() + this.jittered(this.backoff)
@@ -1466,13 +1476,10 @@ export class MQTTClient {
         if (t === PacketType.Puback)
             await this.acked(this.session.onPuback((p as AckPacket).packetId))
         else if (t === PacketType.Pubrec) {
-            const rel = this.session.onPubrec((p as AckPacket).packetId)
-            const failed = this.session.failedByRefusal
-            if (failed) {
-                this.session.failedByRefusal = null
-                this.wake(failed)
-            }
-            await this.send(rel)
+            const id = (p as AckPacket).packetId
+            const failed = this.session.onPubrec(id)
+            if (failed) this.wake(failed)
+            await this.send(encodeAck(PacketType.Pubrel, id))
         } else if (t === PacketType.Pubcomp)
             await this.acked(this.session.onPubcomp((p as AckPacket).packetId))
         else if (t === PacketType.Pubrel) {

@@ -128,10 +128,18 @@ function fixedHeaderSize(remaining: number) {
     return fail(`packet too large: remaining length ${remaining}`)
 }
 
-/** Allocates a packet and writes its fixed header; returns the buffer. */
-function allocPacket(first: number, remaining: number) {
+/**
+ * Allocates a packet and writes its fixed header; returns the buffer. With
+ * `bodyBytes` less than `remaining`, only the first `bodyBytes` of the body
+ * get room (a head whose payload is written separately).
+ */
+function allocPacket(
+    first: number,
+    remaining: number,
+    bodyBytes: number = remaining
+) {
     const size = fixedHeaderSize(remaining)
-    const buf = Buffer.alloc(size + remaining)
+    const buf = Buffer.alloc(size + bodyBytes)
     buf[0] = first
     let pos = 1
     let x = remaining
@@ -372,18 +380,10 @@ export function writePublishHead(
 ): Buffer {
     if (qos !== 1 && qos !== 2) fail("a PUBLISH head needs QoS 1 or 2")
     checkPacketId(packetId)
-    const remaining = 2 + topicLen + 2 + payloadLength
+    const head = 2 + topicLen + 2
     const first = (PacketType.Publish << 4) | (qos << 1) | (retain ? 0x01 : 0)
-    const hlen = fixedHeaderSize(remaining)
-    const out = Buffer.alloc(hlen + 2 + topicLen + 2)
-    out[0] = first
-    // §2.2.3: the remaining length, seven bits a byte, low digits first
-    let x = remaining
-    for (let pos = 1; pos < hlen; ++pos) {
-        out[pos] = (x & 0x7f) | (pos < hlen - 1 ? 0x80 : 0)
-        x = x >> 7
-    }
-    const pos = writeString(out, hlen, topic, topicLen)
+    const out = allocPacket(first, head + payloadLength, head)
+    const pos = writeString(out, out.length - head, topic, topicLen)
     writeU16(out, pos, packetId)
     return out
 }

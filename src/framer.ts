@@ -67,8 +67,6 @@ export class FrameDecoder {
     blocked = false
     /** the frame `next()` returned as `RAW_FRAME` */
     raw: Buffer = null
-    /** total size of the last frame returned */
-    frameBytes = 0
 
     /**
      * @param maxPacketSize largest whole packet accepted, header included
@@ -119,81 +117,75 @@ export class FrameDecoder {
         try {
             if (this.skip > 0 && !this.skipBytes()) return null
             if (this.body) return this.fillBody()
-            {
-                if (this.chunks.length === 0) return null
-                // fixed header: the first byte and 1..4 bytes of remaining length
-                let remaining = 0
-                let multiplier = 1
-                let headerLen = 1
-                const h = this.chunks[0]
-                const o = this.offset
-                if (o + 2 <= h.length && h[o + 1] < 0x80) {
-                    // the common case, read in place: a length below 128
-                    remaining = h[o + 1]
-                    headerLen = 2
-                } else
-                    for (;;) {
-                        if (headerLen > 4)
-                            throw new ProtocolError(
-                                "malformed remaining length: more than four bytes"
-                            ) // §2.2.3
-                        const b = this.peek(headerLen)
-                        if (b < 0) return null
-                        remaining += (b & 0x7f) * multiplier
-                        multiplier *= 128
-                        headerLen++
-                        if ((b & 0x80) === 0) break
-                    }
-                const first = h[o]
-                const total = headerLen + remaining
-                if (
-                    remaining > MAX_REMAINING_LENGTH ||
-                    total > this.maxPacketSize
+            if (this.chunks.length === 0) return null
+            // fixed header: the first byte and 1..4 bytes of remaining length
+            let remaining = 0
+            let multiplier = 1
+            let headerLen = 1
+            const h = this.chunks[0]
+            const o = this.offset
+            if (o + 2 <= h.length && h[o + 1] < 0x80) {
+                // the common case, read in place: a length below 128
+                remaining = h[o + 1]
+                headerLen = 2
+            } else
+                for (;;) {
+                    if (headerLen > 4)
+                        throw new ProtocolError(
+                            "malformed remaining length: more than four bytes"
+                        ) // §2.2.3
+                    const b = this.peek(headerLen)
+                    if (b < 0) return null
+                    remaining += (b & 0x7f) * multiplier
+                    multiplier *= 128
+                    headerLen++
+                    if ((b & 0x80) === 0) break
+                }
+            const first = h[o]
+            const total = headerLen + remaining
+            if (remaining > MAX_REMAINING_LENGTH || total > this.maxPacketSize)
+                throw new ProtocolError(
+                    `${packetName(first >> 4)} of ${total} bytes is larger than the maximum packet size ${this.maxPacketSize}`
                 )
-                    throw new ProtocolError(
-                        `${packetName(first >> 4)} of ${total} bytes is larger than the maximum packet size ${this.maxPacketSize}`
-                    )
-                let keepRaw = false
-                if (first >> 4 === PacketType.Publish && total > this.decodeRoom) {
-                    if (total + 1 - headerLen <= this.rawRoom) keepRaw = true
-                    else if ((first & 0x06) === 0) {
-                        // QoS 0 past the budget: dropped, counted
-                        this.dropped++
-                        this.pending -= total
-                        this.skip = total
-                        if (!this.skipBytes()) return null
-                        // one frame a call: the caller yields now and then
-                        return DROPPED_FRAME
-                    } else {
-                        // QoS 1/2 are never dropped: wait for room
-                        this.blocked = true
-                        return null
-                    }
-                }
-                this.frameBytes = total
-                const head = this.chunks[0]
-                if (this.offset + total <= head.length) {
-                    // the common case: the whole frame is inside the first
-                    // chunk, decoded in place
-                    const start = this.offset + headerLen
-                    this.offset += total
-                    if (this.offset >= head.length) {
-                        this.offset = 0
-                        this.chunks.shift()
-                    }
+            let keepRaw = false
+            if (first >> 4 === PacketType.Publish && total > this.decodeRoom) {
+                if (total + 1 - headerLen <= this.rawRoom) keepRaw = true
+                else if ((first & 0x06) === 0) {
+                    // QoS 0 past the budget: dropped, counted
+                    this.dropped++
                     this.pending -= total
-                    if (keepRaw) {
-                        const raw = Buffer.alloc(1 + remaining)
-                        raw[0] = first
-                        raw.blitAt(1, head, start, remaining)
-                        this.raw = raw
-                        return RAW_FRAME
-                    }
-                    return this.decode(first, head, start, start + remaining)
+                    this.skip = total
+                    if (!this.skipBytes()) return null
+                    // one frame a call: the caller yields now and then
+                    return DROPPED_FRAME
+                } else {
+                    // QoS 1/2 are never dropped: wait for room
+                    this.blocked = true
+                    return null
                 }
-                // the frame spans chunks: assemble it as bytes arrive
-                return this.startBody(first, headerLen, remaining, keepRaw)
             }
+            const head = this.chunks[0]
+            if (this.offset + total <= head.length) {
+                // the common case: the whole frame is inside the first
+                // chunk, decoded in place
+                const start = this.offset + headerLen
+                this.offset += total
+                if (this.offset >= head.length) {
+                    this.offset = 0
+                    this.chunks.shift()
+                }
+                this.pending -= total
+                if (keepRaw) {
+                    const raw = Buffer.alloc(1 + remaining)
+                    raw[0] = first
+                    raw.blitAt(1, head, start, remaining)
+                    this.raw = raw
+                    return RAW_FRAME
+                }
+                return this.decode(first, head, start, start + remaining)
+            }
+            // the frame spans chunks: assemble it as bytes arrive
+            return this.startBody(first, headerLen, remaining, keepRaw)
         } catch (e) {
             const err =
                 e instanceof ProtocolError
@@ -307,7 +299,6 @@ export class FrameDecoder {
         this.body = null
         this.filled = 0
         this.pending -= this.frameSize
-        this.frameBytes = this.frameSize
         const head = this.head
         if (head) {
             this.head = null

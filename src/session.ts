@@ -1,5 +1,5 @@
 import * as ds from "@devicescript/core"
-import { PacketType, encodeAck } from "./codec"
+import { PacketType } from "./codec"
 import { ProtocolError } from "./errors"
 
 /**
@@ -129,8 +129,6 @@ export class Session {
     readonly inflight: OutMessage[] = []
     /** (un)subscribe requests waiting for their ack */
     readonly requests: PendingRequest[] = []
-    /** a QoS 1 message failed by its third PUBREC, for the client to wake */
-    failedByRefusal: OutMessage = null
     private lastId = 0
 
     /** True when `id` is used by a message in flight or a pending request. */
@@ -215,27 +213,24 @@ export class Session {
     }
 
     /**
-     * PUBREC received: returns the PUBREL to send (§4.3.3). A PUBREC for a
-     * message already released is answered again; for an unknown id too, so
-     * the broker can finish its side.
+     * PUBREC received: the caller answers it with PUBREL (§4.3.3), also for
+     * a message already released or an unknown id, so the broker can finish
+     * its side. Returns a QoS 1 message that this wrong acknowledgement
+     * failed for good (see `refuse`), else null.
      */
-    onPubrec(id: number) {
+    onPubrec(id: number): OutMessage {
         const i = this.find(id)
-        if (i >= 0) {
-            const m = this.inflight[i]
-            if (m.state === OutState.AwaitPuback) {
-                this.refuse(
-                    i,
-                    "the broker answered a QoS 1 PUBLISH with PUBREC"
-                )
-                // failed for good: the broker's QoS 2 flow still ends
-                this.failedByRefusal = m
-            } else
-                // the PUBLISH stays for a session the broker loses
-                // (`restart`); within this one it is never sent again (§4.3.3)
-                m.state = OutState.AwaitPubcomp
-        }
-        return encodeAck(PacketType.Pubrel, id)
+        if (i < 0) return null
+        const m = this.inflight[i]
+        if (m.state === OutState.AwaitPuback)
+            return this.refuse(
+                i,
+                "the broker answered a QoS 1 PUBLISH with PUBREC"
+            )
+        // the PUBLISH stays for a session the broker loses (`restart`);
+        // within this one it is never sent again (§4.3.3)
+        m.state = OutState.AwaitPubcomp
+        return null
     }
 
     /** PUBCOMP received: the QoS 2 message it settles, or null. */

@@ -33,6 +33,26 @@ function failures(output) {
     return output.filter(l => /PANIC|OutOfMemory|Exception|out of memory/i.test(l))
 }
 
+/** What the device program reported: messages received byte-exact or not, panics, the last allocation. */
+function deviceReport(r) {
+    return {
+        gotOk: r.lines.filter(l => /^GOT \d+ ok/.test(l)).length,
+        gotBad: r.lines.filter(l => /^GOT \d+ bad/.test(l)),
+        fails: failures(r.output),
+        alloc: r.lines.find(l => l.startsWith("ALLOC")) || "no ALLOC after the last",
+    }
+}
+
+/** The assertions both tests make on the device's report: no panic, exit 0, `count` byte-exact, 16 KB allocatable at the end. */
+function assertDevice(r, rep, failure, count) {
+    assert.deepEqual(rep.fails, [], r.output.slice(-30).join("\n"))
+    if (failure) throw failure
+    assert.equal(r.code, 0, r.lines.slice(-20).join("\n"))
+    assert.deepEqual(rep.gotBad, [])
+    assert.equal(rep.gotOk, count)
+    assert.ok(r.lines.some(l => l === `ALLOC ok ${SIZE}`), "Buffer.alloc after the last message")
+}
+
 describe("large messages (16,384 bytes)", () => {
     const kind = mosquittoAvailable() ? "mosquitto" : "aedes"
     let broker
@@ -68,20 +88,13 @@ describe("large messages (16,384 bytes)", () => {
                 failure = e
             }
             const r = await (failure ? dev.kill() : dev.done)
-            const gotOk = r.lines.filter(l => /^GOT \d+ ok/.test(l)).length
-            const gotBad = r.lines.filter(l => /^GOT \d+ bad/.test(l))
+            const rep = deviceReport(r)
             const echoBad = echoes.messages.filter(m => !m.payload.equals(message(m.payload[2]))).length
-            const fails = failures(r.output)
             const result = r.lines.find(l => l.startsWith("RESULT")) || "no RESULT"
             console.log(
-                `# alternating: ${gotOk} of ${COUNT} received by the device byte-exact (${gotBad.length} bad), ${echoes.messages.length} of ${COUNT / 2} device messages at the peer (${echoBad} not byte-exact), ${r.lines.find(l => l.startsWith("ALLOC")) || "no ALLOC after the last"}, ${fails.length ? fails.slice(0, 2).join(" / ") : "no panic"}, ${result}, ${Date.now() - t0} ms`
+                `# alternating: ${rep.gotOk} of ${COUNT} received by the device byte-exact (${rep.gotBad.length} bad), ${echoes.messages.length} of ${COUNT / 2} device messages at the peer (${echoBad} not byte-exact), ${rep.alloc}, ${rep.fails.length ? rep.fails.slice(0, 2).join(" / ") : "no panic"}, ${result}, ${Date.now() - t0} ms`
             )
-            assert.deepEqual(fails, [], r.output.slice(-30).join("\n"))
-            if (failure) throw failure
-            assert.equal(r.code, 0, r.lines.slice(-20).join("\n"))
-            assert.deepEqual(gotBad, [])
-            assert.equal(gotOk, COUNT)
-            assert.ok(r.lines.some(l => l === `ALLOC ok ${SIZE}`), "Buffer.alloc after the last message")
+            assertDevice(r, rep, failure, COUNT)
             assert.equal(echoes.messages.length, COUNT / 2)
             assert.equal(echoBad, 0)
         } finally {
@@ -127,19 +140,12 @@ describe("large messages (16,384 bytes)", () => {
                 failure = e
             }
             const r = await (failure ? dev.kill() : dev.done)
-            const gotOk = r.lines.filter(l => /^GOT \d+ ok/.test(l)).length
-            const gotBad = r.lines.filter(l => /^GOT \d+ bad/.test(l))
-            const fails = failures(r.output)
+            const rep = deviceReport(r)
             console.log(
-                `# coalesced pairs: largest write to the device per pair ${chunks.join(", ") || "-"} bytes; ${gotOk} of ${2 * PAIRS} received byte-exact (${gotBad.length} bad), ${r.lines.find(l => l.startsWith("ALLOC")) || "no ALLOC after the last"}, ${fails.length ? fails.slice(0, 2).join(" / ") : "no panic"}, ${Date.now() - t0} ms`
+                `# coalesced pairs: largest write to the device per pair ${chunks.join(", ") || "-"} bytes; ${rep.gotOk} of ${2 * PAIRS} received byte-exact (${rep.gotBad.length} bad), ${rep.alloc}, ${rep.fails.length ? rep.fails.slice(0, 2).join(" / ") : "no panic"}, ${Date.now() - t0} ms`
             )
-            assert.deepEqual(fails, [], r.output.slice(-30).join("\n"))
-            if (failure) throw failure
-            assert.equal(r.code, 0, r.lines.slice(-20).join("\n"))
+            assertDevice(r, rep, failure, 2 * PAIRS)
             for (const n of chunks) assert.ok(n >= 2 * SIZE, `a pair reached the device in pieces (largest write ${n} bytes)`)
-            assert.deepEqual(gotBad, [])
-            assert.equal(gotOk, 2 * PAIRS)
-            assert.ok(r.lines.some(l => l === `ALLOC ok ${SIZE}`), "Buffer.alloc after the last message")
         } finally {
             if (dev) await dev.kill()
             watcher.stop()

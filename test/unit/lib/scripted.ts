@@ -593,13 +593,7 @@ export class Broker {
 
     /** Sends a message to the client now (or at the next connection). */
     publish(topic: string, payload: string, qos: number) {
-        const m = new BrokerMsg(
-            qos === 0 ? 0 : this.freeId(),
-            topic,
-            payload,
-            qos
-        )
-        this.all.push(m)
+        const m = this.newMsg(topic, payload, qos)
         if (qos > 0) this.msgs.push(m)
         if (this.live()) this.sendMsg(this.link.conn, m)
         return m
@@ -607,6 +601,13 @@ export class Broker {
 
     /** A message sent right after the next CONNACK, in the same chunk. */
     publishWithConnack(topic: string, payload: string, qos: number) {
+        const m = this.newMsg(topic, payload, qos)
+        this.withConnack.push(m)
+        return m
+    }
+
+    /** A message of the broker's, with a free packet id for QoS 1/2. */
+    private newMsg(topic: string, payload: string, qos: number) {
         const m = new BrokerMsg(
             qos === 0 ? 0 : this.freeId(),
             topic,
@@ -614,7 +615,6 @@ export class Broker {
             qos
         )
         this.all.push(m)
-        this.withConnack.push(m)
         return m
     }
 
