@@ -59,6 +59,12 @@ export type MQTTErrorCallback = (err: Error) => ds.AsyncVoid
  */
 export type MQTTReconnectCallback = (state: number, err: Error) => ds.AsyncVoid
 
+/**
+ * The ack callback of `setAckCallback`: the number `enqueue` returned, and
+ * null when the message was acknowledged or the error that failed it.
+ */
+export type MQTTAckCallback = (seq: number, err: Error) => void
+
 /** A broker address, for failover. */
 export interface MQTTServer {
     host: string
@@ -115,15 +121,16 @@ export interface MQTTClientOptions {
     /** largest packet sent or accepted, in bytes (default 20480: a 16 KB payload) */
     maxPacketSize?: number
     /**
-     * bytes of a write buffer for small QoS 0 publishes (default 0: none,
-     * every packet is written at once). With N > 0, QoS 0 PUBLISH packets
-     * of at most 129 bytes are gathered in one buffer of N bytes, allocated
-     * once, and written together: when it is full, before any other
-     * packet, and as soon as the publishing fiber yields. `publish` with
-     * QoS 0 then resolves when its packet is in that buffer; if the link
-     * fails before the write, the message is lost (QoS 0 is at most once).
-     * `flush()` writes the buffer at once. Fewer, larger socket writes cost
-     * far less CPU per message: see bench/README.md.
+     * bytes of the write buffer (default 1024, 0..65536; 0: none, one
+     * socket write per packet). Every packet after CONNECT that fits
+     * (PUBLISH of any QoS, acknowledgements, PINGREQ, SUBSCRIBE) is
+     * gathered in it and the lot goes out in one write when the fiber that
+     * made them yields, when it is full, before a packet that does not
+     * fit, and on `flush()`, `drain()`, `close()`, `disconnect()`; the order
+     * on the wire is the order of the calls. A QoS 0 `publish` resolves
+     * once its packet is in the buffer; QoS 0 messages still there when the
+     * link fails go to the queue for the next connection (with `reconn`).
+     * Fewer, larger writes cost far less per message: see bench/README.md.
      */
     writeBuffer?: number
     /** first reconnect delay in ms (default 1000) */
@@ -278,6 +285,9 @@ export class MQTTClient {
     private onMessage: MQTTMessageCallback = null
     private onError: MQTTErrorCallback = null
     private onReconnect: MQTTReconnectCallback = null
+    private onAck: MQTTAckCallback = null
+    /** messages numbered by `enqueue` so far */
+    private enqueued = 0
 
     /** publishes not yet written (QoS 0) or not yet in flight (QoS 1/2) */
     private readonly outbox: OutMessage[] = []
@@ -317,6 +327,8 @@ export class MQTTClient {
     private staged = 0
     /** a fiber that writes `stage` is started and has not run yet */
     private flushPending = false
+    /** where the next message taken back after a loss goes in `outbox` */
+    private retakeAt = 0
     /**
      * Socket writes take turns in the order they were asked for: a write
      * may suspend (a busy socket). `writeTicket` is the next turn to hand
@@ -344,6 +356,8 @@ export class MQTTClient {
     private readonly progress = new Signal()
     /** wakes waitMsg: a message was queued */
     private readonly inbox = new Signal()
+    /** wakes drain(): a message was done with, or abandoned */
+    private readonly drained = new Signal()
 
     /** True when the broker had a session for this client at the last CONNACK. */
     sessionPresent = false
@@ -407,7 +421,7 @@ export class MQTTClient {
             16777216
         )
         this.maxPacketSize = optInt(o, "maxPacketSize", 20480, 64, 268435460)
-        const stageSize = optInt(o, "writeBuffer", 0, 0, 65536)
+        const stageSize = optInt(o, "writeBuffer", 1024, 0, 65536)
         if (stageSize > 0) this.stage = Buffer.alloc(stageSize)
         this.reconnectDelay = optInt(o, "reconnectDelay", 1000, 1, 3600000)
         this.reconnectMaxDelay = optInt(
@@ -537,6 +551,7 @@ export class MQTTClient {
         if (wasConnected) {
             try {
                 await this.send(encodeEmpty(PacketType.Disconnect))
+                await this.flush()
             } catch (e) {
                 // the link is gone already: nothing to tell the broker
             }
@@ -588,9 +603,10 @@ export class MQTTClient {
     }
 
     /**
-     * Publishes a message. Resolves when QoS 0 is written, QoS 1 is
-     * PUBACKed, QoS 2 is PUBCOMPed. While an internal reconnection runs the
-     * message waits in a bounded queue; when it is full this throws at once.
+     * Publishes a message. Resolves when QoS 0 is taken (in the write
+     * buffer, or written when it does not fit), QoS 1 is PUBACKed, QoS 2 is
+     * PUBCOMPed. While an internal reconnection runs the message waits in a
+     * bounded queue; when it is full this throws at once.
      */
     async publish(
         topic: string,
@@ -599,7 +615,7 @@ export class MQTTClient {
         qos = 0
     ): Promise<void> {
         // the hot path: checks inline, the topic checked once while it
-        // stays the same, one allocation, one write
+        // stays the same, the packet built in the write buffer
         if (this.disposed) this.checkUsable()
         if (qos !== 0 && qos !== 1 && qos !== 2) checkQosArg(qos)
         const payload =
@@ -608,15 +624,7 @@ export class MQTTClient {
                 : typeof msg === "string"
                   ? Buffer.from(msg)
                   : toBuffer(msg, "msg")
-        let packet: Buffer
-        if (topic !== this.lastTopic) {
-            try {
-                this.lastTopicLen = checkPublishTopic(topic)
-            } catch (e) {
-                throw argError("publish", e)
-            }
-            this.lastTopic = topic
-        }
+        if (topic !== this.lastTopic) this.checkTopic(topic)
         const stage = this.stage
         if (
             stage &&
@@ -624,8 +632,8 @@ export class MQTTClient {
             this.state === MQTTState.Connected &&
             this.outbox.length === 0
         ) {
-            // the coalescing hot path, written out here on purpose: a call
-            // costs as much as the rest of it (bench/README.md)
+            // written out here on purpose: a call costs as much as the rest
+            // of it (bench/README.md)
             const tlen = this.lastTopicLen
             const remaining = 2 + tlen + payload.length
             if (remaining < 0x80 && remaining + 2 <= stage.length) {
@@ -652,9 +660,89 @@ export class MQTTClient {
                 }
             }
         }
+        const m = await this.take(topic, payload, !!retain, qos, 0)
+        if (m) await this.settled(m)
+    }
+
+    /**
+     * Publishes without waiting for the acknowledgement (not in the seed):
+     * returns once the message holds its place in the in-flight window or
+     * the queue, and throws at once when the queue is full, like `publish`.
+     * Resolves the message's number (1, 2, ... for this client), which the
+     * ack callback (`setAckCallback`) reports when the broker acknowledged
+     * it or it failed; 0 for a QoS 0 message taken at once. `drain()` waits
+     * for the messages to leave. One fiber can keep the whole window busy.
+     */
+    async enqueue(
+        topic: string,
+        msg: string | Buffer,
+        retain = false,
+        qos = 1
+    ): Promise<number> {
+        this.checkUsable()
+        checkQosArg(qos)
+        const payload = toBuffer(msg, "msg")
+        if (topic !== this.lastTopic) this.checkTopic(topic)
+        const seq = ++this.enqueued
+        const m = await this.take(topic, payload, !!retain, qos, seq)
+        return m ? seq : 0
+    }
+
+    /**
+     * Sets the function told about each message of `enqueue` once it is
+     * done (not in the seed): its number and null when the broker
+     * acknowledged it (PUBACK, PUBCOMP; QoS 0: written), or the error that
+     * failed it. It runs in the client's reader fiber: it must not wait.
+     */
+    setAckCallback(cb: MQTTAckCallback) {
+        this.onAck = cb
+    }
+
+    /**
+     * Resolves once at most `limit` published messages are in flight or
+     * queued (not in the seed; default 0: all acknowledged or failed), after
+     * writing the write buffer. Throws when the client is closed, or the
+     * link is lost without `reconn`.
+     */
+    async drain(limit = 0) {
+        this.checkUsable()
+        await this.flush()
+        while (this.session.inflight.length + this.outbox.length > limit) {
+            if (this.lostError) throw this.lostError
+            if (this.state === MQTTState.Error && !this.reconn)
+                throw new Error("drain: not connected")
+            await this.drained.wait(1000)
+            this.checkUsable()
+        }
+    }
+
+    /** Checks a topic to publish to and remembers it with its UTF-8 length. */
+    private checkTopic(topic: string) {
+        try {
+            this.lastTopicLen = checkPublishTopic(topic)
+        } catch (e) {
+            throw argError("publish", e)
+        }
+        this.lastTopic = topic
+    }
+
+    /**
+     * Takes a message to publish (`lastTopic` is its checked topic): a QoS 0
+     * message is written (or put in the write buffer) when the link is up
+     * and nothing waits before it, and null returned; otherwise the message
+     * goes into the queue and the window, and is returned.
+     */
+    private async take(
+        topic: string,
+        payload: Buffer,
+        retain: boolean,
+        qos: number,
+        seq: number
+    ): Promise<OutMessage> {
         // a large QoS 1/2 message keeps the application's payload and a
         // small head for resends: no encoded copy of the whole packet
         const split = qos !== 0 && payload.length > SPLIT_PAYLOAD
+        let packet: Buffer
         try {
             packet = split
                 ? writePublishHead(
@@ -662,7 +750,7 @@ export class MQTTClient {
                       this.lastTopicLen,
                       payload.length,
                       qos,
-                      !!retain,
+                      retain,
                       1
                   )
                 : writePublish(
@@ -670,7 +758,7 @@ export class MQTTClient {
                       this.lastTopicLen,
                       payload,
                       qos,
-                      !!retain,
+                      retain,
                       false,
                       qos ? 1 : 0
                   )
@@ -682,18 +770,21 @@ export class MQTTClient {
             throw new RangeError(
                 `publish: packet of ${size} bytes is larger than maxPacketSize ${this.maxPacketSize}`
             )
-        const connected = this.state === MQTTState.Connected
-        if (qos === 0 && connected && this.outbox.length === 0) {
-            if (this.writeTicket !== this.writeTurn || this.staged > 0) {
+        if (
+            qos === 0 &&
+            this.state === MQTTState.Connected &&
+            this.outbox.length === 0
+        ) {
+            if (this.stage || this.writeTicket !== this.writeTurn) {
                 try {
                     await this.send(packet) // behind the writes in progress
-                    return
+                    return null
                 } catch (e) {
                     if (!this.reconn || this.disposed) throw e
                 }
             } else {
                 // writeLink inline, the link being free: the hot path of
-                // the default QoS 0 publish
+                // QoS 0 without a write buffer
                 const gen = this.gen
                 this.writeTicket++
                 let failed: Error = null
@@ -710,7 +801,7 @@ export class MQTTClient {
                     this.lastTx = ds.millis()
                     if (++this.writes % YIELD_EVERY_WRITES === 0)
                         await ds.sleep(0)
-                    return
+                    return null
                 }
                 if (gen === this.gen) this.lose(failed, false)
                 if (!this.reconn || this.disposed) throw failed
@@ -733,9 +824,10 @@ export class MQTTClient {
             payload.length,
             split ? payload : null
         )
+        m.seq = seq
         this.outbox.push(m)
         await this.pump()
-        await this.settled(m)
+        return m
     }
 
     /** Subscribes; resolves the granted QoS; a refusal (0x80) throws. */
@@ -883,6 +975,7 @@ export class MQTTClient {
         this.linkError = null
         this.sessionUp = false
         this.pingSentAt = 0
+        this.staged = 0
         const t = this.transport
         const self = this
         t.onData = chunk => self.onData(gen, chunk)
@@ -897,6 +990,7 @@ export class MQTTClient {
         // CONNECT takes its turn like every write: nothing of an older
         // connection can reach this link, and CONNECT is its first packet
         await this.writeLink(
+            null,
             encodeConnect({
                 type: PacketType.Connect,
                 protocolVersion: this.version,
@@ -913,7 +1007,6 @@ export class MQTTClient {
             null,
             gen
         )
-        this.lastTx = ds.millis()
         const deadline = ds.millis() + this.connectTimeout
         while (!this.connack && !this.linkError && gen === this.gen) {
             const left = deadline - ds.millis()
@@ -948,7 +1041,8 @@ export class MQTTClient {
 
     /**
      * §4.4: every QoS 1/2 message not yet acknowledged goes again, in the
-     * order first sent: PUBLISH with DUP, or PUBREL once PUBREC came.
+     * order first sent: PUBLISH with DUP, or PUBREL once PUBREC came
+     * (through the write buffer like every packet after CONNECT).
      */
     private async resendSession(gen: number) {
         const all = this.session.inflight.slice(0)
@@ -956,20 +1050,13 @@ export class MQTTClient {
             const m = all[i]
             if (m.settled()) continue // acknowledged meanwhile
             if (m.state === OutState.AwaitPubcomp)
-                await this.writeLink(
-                    encodeAck(PacketType.Pubrel, m.packetId),
-                    null,
-                    gen
-                )
+                await this.send(encodeAck(PacketType.Pubrel, m.packetId))
             else {
                 setDup(m.packet)
-                await this.writeLink(m.packet, m.payload, gen)
+                await this.output(m.packet, m.payload)
             }
             this.checkAttempt(gen)
-            if (i % YIELD_EVERY_WRITES === YIELD_EVERY_WRITES - 1)
-                await ds.sleep(0)
         }
-        this.lastTx = ds.millis()
     }
 
     private onData(gen: number, chunk: Buffer) {
@@ -993,7 +1080,12 @@ export class MQTTClient {
     private shutLink() {
         this.gen++
         this.sessionUp = false
-        this.staged = 0 // QoS 0 not yet written: at most once
+        // what the buffer holds is newer than the writes still waiting for
+        // their turn, which fail now and are taken back in front of it
+        this.retakeAt = 0
+        const rest = this.takeStaged()
+        if (rest) this.retake(rest)
+        this.retakeAt = 0
         this.transport.close()
         this.stopKeepalive()
         this.framer.reset()
@@ -1182,52 +1274,87 @@ export class MQTTClient {
     // ------------------------------------------------------------- sending
 
     private async send(packet: Buffer) {
-        if (this.staged > 0) await this.flush()
-        await this.writeLink(packet, null, this.gen)
-        this.lastTx = ds.millis()
+        await this.output(packet, null)
+    }
+
+    /**
+     * Sends `packet`, and `tail` (the payload of a large QoS 1/2 message)
+     * right after it, in the order of the calls. With the write buffer, a
+     * packet that fits is copied into it and goes out with the others in
+     * one socket write once this fiber yields (`flushSoon`), or sooner when
+     * the buffer fills; anything else is written at once, right behind what
+     * the buffer holds and in the same turn, so that nothing overtakes it.
+     */
+    private async output(packet: Buffer, tail: Buffer) {
+        const stage = this.stage
+        const gen = this.gen
+        if (stage && this.staged + packet.length <= stage.length) {
+            stage.blitAt(this.staged, packet, 0, packet.length)
+            this.staged += packet.length
+            if (!tail) {
+                if (!this.flushPending) this.flushSoon()
+                if (++this.writes % YIELD_EVERY_STAGED === 0) await ds.sleep(0)
+                return
+            }
+            packet = null // in the buffer, written before the tail
+        }
+        await this.writeLink(this.takeStaged(), packet, tail, gen)
         // a socket write does not yield: without this a publishing loop
         // would trip the VM's InfiniteLoop watchdog
         if (++this.writes % YIELD_EVERY_WRITES === 0) await ds.sleep(0)
     }
 
     /**
-     * Writes what the write buffer (`writeBuffer` option) holds now; without
-     * one, or when it is empty, does nothing. A failed write fails like any
-     * other: the connection is lost.
+     * Writes what the write buffer holds now (the `writeBuffer` option,
+     * 1024 bytes by default); when it is empty, does nothing. A failed
+     * write fails like any other: the connection is lost, and the QoS 0
+     * messages it held wait for the next connection (with `reconn`).
      */
     async flush() {
-        const n = this.staged
-        if (n === 0) return
-        this.staged = 0
-        // a copy: the socket layer may keep the buffer it is given
-        // (by hand: Buffer.slice is one more bytecode call)
-        const out = Buffer.alloc(n)
-        out.blitAt(0, this.stage, 0, n)
-        await this.writeLink(out, null, this.gen)
-        this.lastTx = ds.millis()
+        if (this.staged > 0)
+            await this.writeLink(this.takeStaged(), null, null, this.gen)
     }
 
     /**
-     * Writes `data` (and `tail` right after it, in the same turn) to the link
-     * of connection `gen`, after the writes asked for before, in that order.
-     * A write that finds the socket busy suspends and retries; without turns
-     * a packet of another fiber, or the write buffer flushed from its own
-     * fiber, could overtake it and break the order of messages (§4.6). A
-     * packet meant for a connection that is gone is never written to the
-     * next one. A write that fails loses the connection it was meant for.
+     * Empties the write buffer into a new buffer to write: the socket layer
+     * may keep what it is given, and the buffer fills again meanwhile.
      */
-    private async writeLink(data: Buffer, tail: Buffer, gen: number) {
+    private takeStaged() {
+        const n = this.staged
+        if (n === 0) return null
+        this.staged = 0
+        const out = Buffer.alloc(n)
+        out.blitAt(0, this.stage, 0, n)
+        return out
+    }
+
+    /**
+     * Writes `staged` (what the write buffer held), `data` and `tail`,
+     * each unless null, to the link of connection `gen`, after the writes
+     * asked for before, in that order. A write that finds the socket busy
+     * suspends and retries; without turns a packet of another fiber, or the
+     * buffer flushed from its own fiber, could overtake it and break the
+     * order of messages (§4.6). A packet meant for a connection that is gone
+     * is never written to the next one. A write that fails loses the
+     * connection it was meant for, and what `staged` held is taken back
+     * (`retake`).
+     */
+    private async writeLink(
+        staged: Buffer,
+        data: Buffer,
+        tail: Buffer,
+        gen: number
+    ) {
         const turn = this.writeTicket++
         while (turn !== this.writeTurn) await this.writable.wait(1000)
         try {
-            if (gen !== this.gen) throw new Error("connection lost")
-            await this.transport.write(data)
-            if (tail) {
-                if (gen !== this.gen) throw new Error("connection lost")
-                await this.transport.write(tail)
-            }
+            if (staged) await this.writeOn(gen, staged)
+            if (data) await this.writeOn(gen, data)
+            if (tail) await this.writeOn(gen, tail)
+            this.lastTx = ds.millis()
         } catch (e) {
             if (gen === this.gen) this.lose(e as Error, false)
+            if (staged) this.retake(staged)
             throw e
         } finally {
             // the next write waiting, if any, goes now
@@ -1235,18 +1362,63 @@ export class MQTTClient {
         }
     }
 
+    private async writeOn(gen: number, data: Buffer) {
+        if (gen !== this.gen) throw new Error("connection lost")
+        await this.transport.write(data)
+    }
+
+    /**
+     * Packets of the write buffer that were not written when the link was
+     * lost: a QoS 0 PUBLISH goes back to the queue for the next connection
+     * (with `reconn`; the application was told it was taken), a PUBACK is
+     * owed (the broker sends its message again). The others need nothing:
+     * QoS 1/2 messages and PUBREL are in the session, PUBREC is owed by
+     * `awaitingRelease`, PUBCOMP answers a PUBREL sent again. Packets taken
+     * back after one loss are queued in the order they were written in.
+     */
+    private retake(buf: Buffer) {
+        if (!this.reconn || this.disposed) return
+        let at = 0
+        while (at < buf.length) {
+            const first = buf[at]
+            // §2.2.3: the remaining length, 7 bits a byte
+            let len = 0
+            let mul = 1
+            let i = at + 1
+            for (;;) {
+                const b = buf[i++]
+                len += (b & 0x7f) * mul
+                mul *= 128
+                if (!(b & 0x80)) break
+            }
+            const end = i + len
+            if (first >> 4 === PacketType.Publish && !(first & 0x06))
+                this.requeue(new OutMessage(0, buf.slice(at, end), 0))
+            else if (first >> 4 === PacketType.Puback)
+                this.inbound.pubackOwed((buf[i] << 8) | buf[i + 1])
+            at = end
+        }
+    }
+
+    /**
+     * Puts a QoS 0 message that was not written back in the queue, behind
+     * the others taken back since the loss and before everything newer.
+     */
+    private requeue(m: OutMessage) {
+        this.outbox.insert(this.retakeAt, 1)
+        this.outbox[this.retakeAt++] = m
+    }
+
     /** Writes the buffer once the current fiber yields. */
     private flushSoon() {
         this.flushPending = true
         const self = this
-        const gen = this.gen
         this.spawn(async () => {
             self.flushPending = false
-            if (gen !== self.gen || self.staged === 0) return
             try {
                 await self.flush()
             } catch (e) {
-                if (gen === self.gen) self.lose(e as Error, false)
+                // lost: writeLink took care of it
             }
         })
     }
@@ -1273,21 +1445,17 @@ export class MQTTClient {
                 const bytes =
                     m.qos === 0 ? m.packet : this.session.startFlight(m)
                 try {
-                    if (this.staged > 0) await this.flush()
-                    await this.writeLink(bytes, m.payload, this.gen)
-                    this.lastTx = ds.millis()
-                    if (++this.writes % YIELD_EVERY_WRITES === 0)
-                        await ds.sleep(0)
+                    await this.output(bytes, m.payload)
                 } catch (e) {
                     // lost: QoS 1/2 are in the session and go again after
                     // the reconnection; QoS 0 goes back to the queue
-                    if (m.qos === 0) this.outbox.unshift(m)
+                    if (m.qos === 0) this.requeue(m)
                     break
                 }
                 if (m.qos === 0) {
                     m.state = OutState.Done
                     m.packet = null
-                    this.wake(m)
+                    this.finish(m)
                 }
             }
         } finally {
@@ -1315,6 +1483,25 @@ export class MQTTClient {
         if (f && f.suspended) f.resume(true)
     }
 
+    /**
+     * `m` is done (acknowledged or failed): its publisher wakes, or the ack
+     * callback hears of a message of `enqueue`.
+     */
+    private finish(m: OutMessage) {
+        this.wake(m)
+        const cb = this.onAck
+        if (m.seq && cb)
+            try {
+                cb(m.seq, m.state === OutState.Done ? null : m.error)
+            } catch (e) {
+                const self = this
+                this.spawn(async () => {
+                    await self.reportError(e as Error)
+                })
+            }
+        this.drained.notify()
+    }
+
     /** Rejects the waiting publishers; their messages stay for a later connect(false). */
     private abandonWaiters(err: Error) {
         for (const m of this.session.inflight) {
@@ -1326,6 +1513,7 @@ export class MQTTClient {
             this.wake(m)
         }
         this.session.failRequests(err)
+        this.drained.notify()
     }
 
     /**
@@ -1334,29 +1522,30 @@ export class MQTTClient {
      * go again as new messages.
      */
     private dropAbandoned() {
-        const inflight = this.session.inflight
-        for (let i = inflight.length - 1; i >= 0; --i)
-            if (inflight[i].error) {
-                inflight[i].state = OutState.Failed
-                inflight.insert(i, -1)
+        this.dropFailed(this.session.inflight)
+        this.dropFailed(this.outbox)
+    }
+
+    private dropFailed(list: OutMessage[]) {
+        for (let i = list.length - 1; i >= 0; --i) {
+            const m = list[i]
+            if (m.error) {
+                m.state = OutState.Failed
+                list.insert(i, -1)
+                this.finish(m)
             }
-        const out = this.outbox
-        for (let i = out.length - 1; i >= 0; --i)
-            if (out[i].error) {
-                out[i].state = OutState.Failed
-                out.insert(i, -1)
-            }
+        }
     }
 
     private failInflight(err: Error) {
-        for (const m of this.session.failAll(err)) this.wake(m)
+        for (const m of this.session.failAll(err)) this.finish(m)
     }
 
     private failOutbox(err: Error) {
         for (const m of this.outbox) {
             m.state = OutState.Failed
             m.error = err
-            this.wake(m)
+            this.finish(m)
         }
         this.outbox.insert(0, -this.outbox.length)
     }
@@ -1478,7 +1667,7 @@ export class MQTTClient {
         else if (t === PacketType.Pubrec) {
             const id = (p as AckPacket).packetId
             const failed = this.session.onPubrec(id)
-            if (failed) this.wake(failed)
+            if (failed) this.finish(failed)
             await this.send(encodeAck(PacketType.Pubrel, id))
         } else if (t === PacketType.Pubcomp)
             await this.acked(this.session.onPubcomp((p as AckPacket).packetId))
@@ -1516,7 +1705,7 @@ export class MQTTClient {
     /** An acknowledgement settled `m` (null: unknown id) and freed a place in the window. */
     private async acked(m: OutMessage) {
         if (!m) return
-        this.wake(m)
+        this.finish(m)
         if (this.outbox.length > 0) await this.pump()
     }
 

@@ -67,6 +67,8 @@ export class OutMessage {
     waiter: ds.Fiber = null
     /** times the broker answered it with the wrong acknowledgement */
     refusals = 0
+    /** its number from `MQTTClient.enqueue`, 0 for `publish` */
+    seq = 0
 
     /**
      * @param packet the encoded PUBLISH, or its head when `payload` is

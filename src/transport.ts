@@ -49,6 +49,8 @@ const WRITE_BUSY_RETRIES = 500
 export class DeviceSocketTransport implements Transport {
     onData: (chunk: Buffer) => void = null
     onClose: (err: Error) => void = null
+    /** socket writes that succeeded, for measuring (the bench) */
+    writeCount = 0
     private live = false
     private opened = false
     private openError: Error = null
@@ -137,7 +139,10 @@ export class DeviceSocketTransport implements Transport {
             if (!this.live || conn !== this.conn)
                 throw new Error(`${this.name}: not connected`)
             const r = sockets._socketWrite(data)
-            if (r === 0) return
+            if (r === 0) {
+                this.writeCount++
+                return
+            }
             if (r === -100) {
                 // the runtime already dropped the socket (e.g. TLS
                 // verification failed after the TCP "open"); its event is
