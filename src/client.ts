@@ -26,7 +26,7 @@ import { AckType, Arrival, Inbound, rawPacketId } from "./inbound"
 import { OutMessage, OutState, Session } from "./session"
 import { Signal } from "./signal"
 import { DeviceSocketTransport, Transport } from "./transport"
-import { Connectivity, WifiConnectivity } from "./connectivity"
+import { Connectivity } from "./connectivity"
 
 /**
  * Details of a delivered message, third argument of the message callback.
@@ -140,9 +140,10 @@ export interface MQTTClientOptions {
     /** the byte stream to use instead of the device socket (tests, modems) */
     transport?: Transport
     /**
-     * the network watcher: the client waits for it before reconnecting and
-     * drops the link when it goes down. Default: the Wi-Fi role on
-     * hardware, none in the simulator; null for none.
+     * the network watcher (default none): the client waits for it before
+     * reconnecting and drops the link when it goes down. On hardware,
+     * `new WifiConnectivity()` watches the Wi-Fi role (opt-in: the role
+     * costs the image about 1.5 KB)
      */
     connectivity?: Connectivity
     /**
@@ -236,10 +237,6 @@ function idFraction(id: string) {
     h = Math.imul(h, 0xc2b2ae35)
     h ^= h >>> 16
     return (h >>> 0) / 4294967296
-}
-
-function makeServer(host: string, port: number, ssl: boolean): MQTTServer {
-    return { host, port: port || (ssl ? DEFAULT_TLS_PORT : DEFAULT_PORT), ssl }
 }
 
 function toBuffer(msg: string | Buffer, what: string): Buffer {
@@ -347,8 +344,6 @@ export class MQTTClient {
     private lastTx = 0
     private lastRx = 0
     private pingSentAt = 0
-    private keepaliveTimer = 0
-    private keepaliveTickMs = 0
 
     /** wakes the reader fiber: bytes arrived */
     private readonly rx = new Signal()
@@ -381,27 +376,24 @@ export class MQTTClient {
     ) {
         if (typeof clientId !== "string")
             throw new TypeError("clientId must be a string")
-        if (typeof server !== "string" || server.length === 0)
-            throw new TypeError("server must be a non-empty string")
         const o: MQTTClientOptions = options || {}
-        if (port === undefined || port === null) port = 0
-        if (!isInt(port, 0, 65535))
-            throw new RangeError(`port must be 0..65535, not ${port}`)
-        this.servers.push(makeServer(server, port, !!o.ssl))
-        if (o.servers) {
-            if (!Array.isArray(o.servers))
-                throw new TypeError(
-                    "servers must be an array of { host, port, ssl }"
-                )
-            for (const s of o.servers) {
-                if (!s || typeof s.host !== "string" || s.host.length === 0)
-                    throw new TypeError("servers: every entry needs a host")
-                if (s.port !== undefined && !isInt(s.port, 0, 65535))
-                    throw new RangeError(
-                        `servers: port must be 0..65535, not ${s.port}`
-                    )
-                this.servers.push(makeServer(s.host, s.port || 0, !!s.ssl))
-            }
+        if (o.servers && !Array.isArray(o.servers))
+            throw new TypeError("servers must be an array")
+        // the broker of the arguments first, then the failover ones
+        const all: MQTTServer[] = [{ host: server, port, ssl: o.ssl }]
+        if (o.servers) for (const s of o.servers) all.push(s)
+        for (const s of all) {
+            if (!s || typeof s.host !== "string" || s.host.length === 0)
+                throw new TypeError("server must be a non-empty string")
+            const p = s.port === undefined || s.port === null ? 0 : s.port
+            if (!isInt(p, 0, 65535))
+                throw new RangeError(`port must be 0..65535, not ${p}`)
+            const ssl = !!s.ssl
+            this.servers.push({
+                host: s.host,
+                port: p || (ssl ? DEFAULT_TLS_PORT : DEFAULT_PORT),
+                ssl,
+            })
         }
         this.opts = o
         this.keepaliveMs = optInt(o, "keepalive", 0, 0, 65535) * 1000
@@ -433,30 +425,21 @@ export class MQTTClient {
         )
         this.backoff = this.reconnectDelay
         this.jitterSeed = idFraction(clientId)
-        if (
-            o.user !== undefined &&
-            o.user !== null &&
-            typeof o.user !== "string"
-        )
-            throw new TypeError("user must be a string")
-        if (
-            o.password !== undefined &&
-            o.password !== null &&
-            typeof o.password !== "string"
-        )
-            throw new TypeError("password must be a string")
+        for (const k of ["user", "password"]) {
+            const v = (o as any)[k]
+            if (v !== undefined && v !== null && typeof v !== "string")
+                throw new TypeError(`${k} must be a string`)
+        }
         this.framer = new FrameDecoder(this.maxPacketSize, decodeFromServer)
         this.transport = o.transport || new DeviceSocketTransport()
-        this.connectivity =
-            o.connectivity !== undefined
-                ? o.connectivity
-                : ds.isSimulator()
-                  ? null
-                  : new WifiConnectivity()
+        this.connectivity = o.connectivity || null
         if (this.connectivity) {
             const self = this
+            // a loss when it goes down; a reconnect waiting for it goes on
             this.unwatch = this.connectivity.onChange(up => {
-                self.onNetworkChange(up)
+                if (!up && self.state === MQTTState.Connected)
+                    self.lose(new Error("network down"), false)
+                self.progress.notify()
             })
         }
     }
@@ -517,7 +500,10 @@ export class MQTTClient {
         if (this.connectivity && !this.connectivity.isUp())
             throw new Error("connect: network down")
         // a clean session forgets what the publishers were told failed
-        if (cleanSession) this.dropAbandoned()
+        if (cleanSession) {
+            this.dropFailed(this.session.inflight)
+            this.dropFailed(this.outbox)
+        }
         this.cleanSession = !!cleanSession
         this.lostError = null
         this.epoch++
@@ -550,7 +536,7 @@ export class MQTTClient {
         this.epoch++
         if (wasConnected) {
             try {
-                await this.send(encodeEmpty(PacketType.Disconnect))
+                await this.output(encodeEmpty(PacketType.Disconnect))
                 await this.flush()
             } catch (e) {
                 // the link is gone already: nothing to tell the broker
@@ -561,8 +547,13 @@ export class MQTTClient {
         this.unwatch = null
         this.state = MQTTState.Error
         const err = new Error("disconnected")
-        this.failInflight(err)
-        this.failOutbox(err)
+        for (const m of this.session.failAll(err)) this.finish(m)
+        for (const m of this.outbox) {
+            m.state = OutState.Failed
+            m.error = err
+            this.finish(m)
+        }
+        this.outbox.insert(0, -this.outbox.length)
         // nothing queued was acknowledged: a persistent session on the
         // broker sends it again to the next connection
         this.inbound.clear()
@@ -599,7 +590,7 @@ export class MQTTClient {
         this.checkUsable()
         this.checkConnected("ping")
         this.pingSentAt = ds.millis()
-        await this.send(encodeEmpty(PacketType.Pingreq))
+        await this.output(encodeEmpty(PacketType.Pingreq))
     }
 
     /**
@@ -768,43 +759,18 @@ export class MQTTClient {
         const size = split ? packet.length + payload.length : packet.length
         if (size > this.maxPacketSize)
             throw new RangeError(
-                `publish: packet of ${size} bytes is larger than maxPacketSize ${this.maxPacketSize}`
+                `publish: ${size} bytes, over maxPacketSize ${this.maxPacketSize}`
             )
         if (
             qos === 0 &&
             this.state === MQTTState.Connected &&
             this.outbox.length === 0
         ) {
-            if (this.stage || this.writeTicket !== this.writeTurn) {
-                try {
-                    await this.send(packet) // behind the writes in progress
-                    return null
-                } catch (e) {
-                    if (!this.reconn || this.disposed) throw e
-                }
-            } else {
-                // writeLink inline, the link being free: the hot path of
-                // QoS 0 without a write buffer
-                const gen = this.gen
-                this.writeTicket++
-                let failed: Error = null
-                try {
-                    await this.transport.write(packet)
-                } catch (e) {
-                    failed = e as Error
-                } finally {
-                    // endWriteTurn inline
-                    if (++this.writeTurn !== this.writeTicket)
-                        this.writable.notify()
-                }
-                if (!failed) {
-                    this.lastTx = ds.millis()
-                    if (++this.writes % YIELD_EVERY_WRITES === 0)
-                        await ds.sleep(0)
-                    return null
-                }
-                if (gen === this.gen) this.lose(failed, false)
-                if (!this.reconn || this.disposed) throw failed
+            try {
+                await this.output(packet)
+                return null
+            } catch (e) {
+                if (!this.reconn || this.disposed) throw e
             }
             // the link failed under it: with reconn, it waits for the next
             // connection like any publish made while reconnecting
@@ -964,7 +930,17 @@ export class MQTTClient {
         this.state = MQTTState.Connected
         this.connectedAt = ds.millis()
         this.everConnected = true
-        if (reconnect && !this.sessionPresent) await this.resubscribe()
+        // a broker without the session forgot the subscriptions too
+        if (reconnect && !this.sessionPresent)
+            for (const sub of this.subscriptions.slice(0))
+                try {
+                    await this.request(
+                        PacketType.Subscribe,
+                        encodeSubscribe(1, [sub])
+                    )
+                } catch (e) {
+                    await this.reportError(e as Error)
+                }
         await this.pump()
         this.progress.notify()
     }
@@ -984,9 +960,9 @@ export class MQTTClient {
         await t.open(srv.host, srv.port, srv.ssl, this.connectTimeout)
         // the application closed or reopened meanwhile: not ours any more
         if (gen !== this.gen) throw new Error("connection attempt cancelled")
-        this.spawn(async () => {
+        ;(async () => {
             await self.readLoop(gen)
-        })
+        }).start()
         // CONNECT takes its turn like every write: nothing of an older
         // connection can reach this link, and CONNECT is its first packet
         await this.writeLink(
@@ -1027,7 +1003,12 @@ export class MQTTClient {
         this.sessionPresent = this.connack.sessionPresent
         if (!this.sessionPresent) this.session.restart()
         this.sessionUp = true
-        this.startKeepalive(gen)
+        if (this.keepaliveMs > 0) {
+            const self = this
+            ;(async () => {
+                await self.keepalive(gen)
+            }).start()
+        }
         await this.resendSession(gen)
         // no await from here until the caller sets the state
         this.checkAttempt(gen)
@@ -1050,7 +1031,7 @@ export class MQTTClient {
             const m = all[i]
             if (m.settled()) continue // acknowledged meanwhile
             if (m.state === OutState.AwaitPubcomp)
-                await this.send(encodeAck(PacketType.Pubrel, m.packetId))
+                await this.output(encodeAck(PacketType.Pubrel, m.packetId))
             else {
                 setDup(m.packet)
                 await this.output(m.packet, m.payload)
@@ -1087,7 +1068,6 @@ export class MQTTClient {
         if (rest) this.retake(rest)
         this.retakeAt = 0
         this.transport.close()
-        this.stopKeepalive()
         this.framer.reset()
         this.rx.notify()
         this.writable.notify()
@@ -1122,19 +1102,12 @@ export class MQTTClient {
             this.lostError = err
             this.abandonWaiters(err)
             const self = this
-            this.spawn(async () => {
+            ;(async () => {
                 await self.reportError(err)
-            })
+            }).start()
         }
         this.progress.notify()
         this.inbox.notify()
-    }
-
-    /** The network watcher changed its mind. */
-    private onNetworkChange(up: boolean) {
-        if (!up && this.state === MQTTState.Connected)
-            this.lose(new Error("network down"), false)
-        this.progress.notify() // a reconnect waiting for the network goes now
     }
 
     /** Starts the reconnect supervisor unless one runs for this epoch. */
@@ -1143,13 +1116,13 @@ export class MQTTClient {
         if (this.supervisorEpoch === epoch) return
         this.supervisorEpoch = epoch
         const self = this
-        this.spawn(async () => {
+        ;(async () => {
             try {
                 await self.supervise(epoch)
             } finally {
                 if (self.supervisorEpoch === epoch) self.supervisorEpoch = -1
             }
-        })
+        }).start()
     }
 
     /**
@@ -1221,7 +1194,7 @@ export class MQTTClient {
         if (this.notifying) return
         this.notifying = true
         const self = this
-        this.spawn(async () => {
+        ;(async () => {
             try {
                 while (q.length > 0) {
                     const n = q.shift()
@@ -1236,7 +1209,7 @@ export class MQTTClient {
             } finally {
                 self.notifying = false
             }
-        })
+        }).start()
     }
 
     private async reportError(err: Error) {
@@ -1252,31 +1225,6 @@ export class MQTTClient {
         }
     }
 
-    private async resubscribe() {
-        const subs = this.subscriptions.slice(0)
-        for (const s of subs) {
-            try {
-                await this.request(
-                    PacketType.Subscribe,
-                    encodeSubscribe(1, [s])
-                )
-            } catch (e) {
-                await this.reportError(e as Error)
-            }
-        }
-    }
-
-    /** Runs `fn` in a fiber of its own; it must not throw. */
-    private spawn(fn: () => Promise<void>) {
-        fn.start()
-    }
-
-    // ------------------------------------------------------------- sending
-
-    private async send(packet: Buffer) {
-        await this.output(packet, null)
-    }
-
     /**
      * Sends `packet`, and `tail` (the payload of a large QoS 1/2 message)
      * right after it, in the order of the calls. With the write buffer, a
@@ -1285,7 +1233,7 @@ export class MQTTClient {
      * the buffer fills; anything else is written at once, right behind what
      * the buffer holds and in the same turn, so that nothing overtakes it.
      */
-    private async output(packet: Buffer, tail: Buffer) {
+    private async output(packet: Buffer, tail: Buffer = null) {
         const stage = this.stage
         const gen = this.gen
         if (stage && this.staged + packet.length <= stage.length) {
@@ -1413,14 +1361,14 @@ export class MQTTClient {
     private flushSoon() {
         this.flushPending = true
         const self = this
-        this.spawn(async () => {
+        ;(async () => {
             self.flushPending = false
             try {
                 await self.flush()
             } catch (e) {
                 // lost: writeLink took care of it
             }
-        })
+        }).start()
     }
 
     /**
@@ -1495,9 +1443,9 @@ export class MQTTClient {
                 cb(m.seq, m.state === OutState.Done ? null : m.error)
             } catch (e) {
                 const self = this
-                this.spawn(async () => {
+                ;(async () => {
                     await self.reportError(e as Error)
-                })
+                }).start()
             }
         this.drained.notify()
     }
@@ -1521,11 +1469,6 @@ export class MQTTClient {
      * told they failed (a loss with `reconn: false`, `close()`); the others
      * go again as new messages.
      */
-    private dropAbandoned() {
-        this.dropFailed(this.session.inflight)
-        this.dropFailed(this.outbox)
-    }
-
     private dropFailed(list: OutMessage[]) {
         for (let i = list.length - 1; i >= 0; --i) {
             const m = list[i]
@@ -1537,19 +1480,6 @@ export class MQTTClient {
         }
     }
 
-    private failInflight(err: Error) {
-        for (const m of this.session.failAll(err)) this.finish(m)
-    }
-
-    private failOutbox(err: Error) {
-        for (const m of this.outbox) {
-            m.state = OutState.Failed
-            m.error = err
-            this.finish(m)
-        }
-        this.outbox.insert(0, -this.outbox.length)
-    }
-
     /** Sends SUBSCRIBE/UNSUBSCRIBE and waits for its ack; returns the SUBACK codes. */
     private async request(type: PacketType, packet: Buffer): Promise<number[]> {
         const r = this.session.addRequest(type)
@@ -1557,7 +1487,7 @@ export class MQTTClient {
         const at = packet[1] & 0x80 ? (packet[2] & 0x80 ? 4 : 3) : 2
         packet[at] = r.packetId >> 8
         packet[at + 1] = r.packetId & 0xff
-        await this.send(packet)
+        await this.output(packet)
         const deadline = ds.millis() + this.ackTimeout
         while (!r.done && ds.millis() < deadline)
             await this.progress.wait(deadline - ds.millis())
@@ -1662,21 +1592,25 @@ export class MQTTClient {
 
     private async handle(p: Packet) {
         const t = p.type
-        if (t === PacketType.Puback)
-            await this.acked(this.session.onPuback((p as AckPacket).packetId))
-        else if (t === PacketType.Pubrec) {
+        if (t >= PacketType.Puback && t <= PacketType.Pubcomp) {
             const id = (p as AckPacket).packetId
-            const failed = this.session.onPubrec(id)
-            if (failed) this.finish(failed)
-            await this.send(encodeAck(PacketType.Pubrel, id))
-        } else if (t === PacketType.Pubcomp)
-            await this.acked(this.session.onPubcomp((p as AckPacket).packetId))
-        else if (t === PacketType.Pubrel) {
+            const s = this.session
+            // the message an ack settled (or a wrong ack failed), if any
+            let done: OutMessage = null
+            if (t === PacketType.Puback) done = s.onPuback(id)
+            else if (t === PacketType.Pubcomp) done = s.onPubcomp(id)
+            else if (t === PacketType.Pubrec) done = s.onPubrec(id)
             // §4.3.3: forget the id first, then PUBCOMP (also for an id
             // unknown here: the message was delivered and released before)
-            const id = (p as AckPacket).packetId
-            this.inbound.release(id)
-            await this.send(encodeAck(PacketType.Pubcomp, id))
+            else this.inbound.release(id)
+            // PUBREC is answered with PUBREL, PUBREL with PUBCOMP
+            if (t === PacketType.Pubrec || t === PacketType.Pubrel)
+                await this.output(encodeAck(t + 1, id))
+            if (done) {
+                this.finish(done)
+                // a place in the window is free
+                if (this.outbox.length > 0) await this.pump()
+            }
         } else if (t === PacketType.Suback || t === PacketType.Unsuback) {
             const granted =
                 t === PacketType.Suback ? (p as SubackPacket).granted : []
@@ -1700,13 +1634,6 @@ export class MQTTClient {
             throw new ProtocolError(
                 `unexpected ${packetName(t)} from the server`
             )
-    }
-
-    /** An acknowledgement settled `m` (null: unknown id) and freed a place in the window. */
-    private async acked(m: OutMessage) {
-        if (!m) return
-        this.finish(m)
-        if (this.outbox.length > 0) await this.pump()
     }
 
     /**
@@ -1758,7 +1685,7 @@ export class MQTTClient {
     private async writeAck(type: number, id: number) {
         if (this.sessionUp)
             try {
-                await this.send(encodeAck(type, id))
+                await this.output(encodeAck(type, id))
                 return
             } catch (e) {
                 // the link went down: lose() has it
@@ -1816,56 +1743,47 @@ export class MQTTClient {
 
     // ----------------------------------------------------------- keepalive
 
-    private startKeepalive(gen: number) {
-        this.stopKeepalive()
-        if (this.keepaliveMs <= 0) return
-        this.lastRx = ds.millis()
-        const tick = Math.floor(
-            Math.max(100, Math.min(1000, this.keepaliveMs / 8))
-        )
-        this.keepaliveTickMs = tick
-        const self = this
-        this.keepaliveTimer = setInterval(async () => {
-            await self.keepaliveTick(gen)
-        }, tick)
-    }
-
-    private stopKeepalive() {
-        if (this.keepaliveTimer) clearInterval(this.keepaliveTimer)
-        this.keepaliveTimer = 0
-    }
-
     /**
-     * PINGREQ when nothing was sent for `keepalive` (§3.1.2.10) or nothing
-     * received for 0.75 x keepalive; any byte received after it answers it.
-     * Nothing received for 1.5 x keepalive means the link is dead: a
-     * PINGRESP gets at least half a keepalive (as MQTT.js), and a loss is
-     * noticed within 1.5 x keepalive. Bytes count, not decoded packets: a
-     * reader that waits for the application to make room still proves
-     * the link alive.
+     * The keepalive of connection `gen`, a fiber that ticks until the
+     * connection ends (a loop rather than setInterval, whose timer code
+     * would cost the image half a kilobyte). PINGREQ when nothing was sent
+     * for `keepalive` (§3.1.2.10) or nothing received for 0.75 x
+     * keepalive; any byte received after it answers it. Nothing received
+     * for 1.5 x keepalive means the link is dead: a PINGRESP gets at least
+     * half a keepalive (as MQTT.js), and a loss is noticed within 1.5 x
+     * keepalive. Bytes count, not decoded packets: a reader that waits for
+     * the application to make room still proves the link alive.
      */
-    private async keepaliveTick(gen: number) {
-        if (gen !== this.gen || this.state !== MQTTState.Connected) return
-        const now = ds.millis()
+    private async keepalive(gen: number) {
         const k = this.keepaliveMs
-        if (this.pingSentAt && this.lastRx >= this.pingSentAt)
-            this.pingSentAt = 0
-        if (now - this.lastRx >= k + k / 2 - this.keepaliveTickMs) {
-            this.lose(
-                new Error(
-                    `keepalive timeout: no packet for ${now - this.lastRx} ms`
-                ),
-                false
-            )
-            return
-        }
-        if (this.pingSentAt) return
-        if (now - this.lastTx >= k || now - this.lastRx >= (k * 3) / 4) {
-            this.pingSentAt = now
-            try {
-                await this.send(encodeEmpty(PacketType.Pingreq))
-            } catch (e) {
-                // the loss is reported by the failed write
+        const tick = Math.floor(Math.max(100, Math.min(1000, k / 8)))
+        this.lastRx = ds.millis()
+        while (gen === this.gen) {
+            await ds.sleep(tick)
+            if (gen !== this.gen || this.state !== MQTTState.Connected)
+                continue
+            const now = ds.millis()
+            if (this.pingSentAt && this.lastRx >= this.pingSentAt)
+                this.pingSentAt = 0
+            if (now - this.lastRx >= k + k / 2 - tick) {
+                this.lose(
+                    new Error(
+                        `keepalive timeout: no packet for ${now - this.lastRx} ms`
+                    ),
+                    false
+                )
+                return
+            }
+            if (
+                !this.pingSentAt &&
+                (now - this.lastTx >= k || now - this.lastRx >= (k * 3) / 4)
+            ) {
+                this.pingSentAt = now
+                try {
+                    await this.output(encodeEmpty(PacketType.Pingreq))
+                } catch (e) {
+                    // the loss is reported by the failed write
+                }
             }
         }
     }

@@ -132,7 +132,7 @@ export class FrameDecoder {
                 for (;;) {
                     if (headerLen > 4)
                         throw new ProtocolError(
-                            "malformed remaining length: more than four bytes"
+                            "remaining length of more than four bytes"
                         ) // §2.2.3
                     const b = this.peek(headerLen)
                     if (b < 0) return null
@@ -145,7 +145,7 @@ export class FrameDecoder {
             const total = headerLen + remaining
             if (remaining > MAX_REMAINING_LENGTH || total > this.maxPacketSize)
                 throw new ProtocolError(
-                    `${packetName(first >> 4)} of ${total} bytes is larger than the maximum packet size ${this.maxPacketSize}`
+                    `${packetName(first >> 4)} of ${total} bytes, over maxPacketSize ${this.maxPacketSize}`
                 )
             let keepRaw = false
             if (first >> 4 === PacketType.Publish && total > this.decodeRoom) {

@@ -209,7 +209,7 @@ export class Session {
         if (this.inflight[i].state !== OutState.AwaitPuback)
             return this.refuse(
                 i,
-                "the broker answered a QoS 2 PUBLISH with PUBACK: it does not support QoS 2"
+                "PUBACK for a QoS 2 PUBLISH: the broker lacks QoS 2"
             )
         return this.settle(i)
     }
@@ -227,7 +227,7 @@ export class Session {
         if (m.state === OutState.AwaitPuback)
             return this.refuse(
                 i,
-                "the broker answered a QoS 1 PUBLISH with PUBREC"
+                "PUBREC for a QoS 1 PUBLISH"
             )
         // the PUBLISH stays for a session the broker loses (`restart`);
         // within this one it is never sent again (§4.3.3)

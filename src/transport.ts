@@ -87,7 +87,7 @@ export class DeviceSocketTransport implements Transport {
         // a later open() replaced this connection meanwhile: its state is
         // not ours to read
         if (conn !== this.conn)
-            throw new Error(`${this.name}: connection attempt replaced`)
+            throw new Error("connection attempt cancelled")
         this.opener = null
         if (this.openError) throw this.openError
         if (!this.opened) {
@@ -98,20 +98,15 @@ export class DeviceSocketTransport implements Transport {
         }
     }
 
-    private wakeOpener() {
-        const f = this.opener
-        if (f && f.suspended) f.resume(true)
-    }
-
     private event(conn: number, ev: SocketEvent, arg?: Buffer | string) {
         if (conn !== this.conn || !this.live) return
         try {
             if (ev === "data") {
                 if (this.onData) this.onData(arg as Buffer)
-            } else if (ev === "open") {
-                this.opened = true
-                this.wakeOpener()
-            } else if (ev === "close" || ev === "error") {
+                return
+            }
+            if (ev === "open") this.opened = true
+            else if (ev === "close" || ev === "error") {
                 const err =
                     ev === "error"
                         ? new Error(`${arg}`)
@@ -120,11 +115,12 @@ export class DeviceSocketTransport implements Transport {
                           : new Error(`${this.name}: closed while connecting`)
                 this.live = false
                 this.closeError = err
-                if (!this.opened) {
-                    this.openError = err
-                    this.wakeOpener()
-                } else if (this.onClose) this.onClose(err)
+                if (!this.opened) this.openError = err
+                else if (this.onClose) this.onClose(err)
             }
+            // open() waits for the first of these (null once it returned)
+            const f = this.opener
+            if (f && f.suspended) f.resume(true)
         } catch (e) {
             // an exception here would kill the program
             console.error(`transport: ${e}`)

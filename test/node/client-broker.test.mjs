@@ -389,7 +389,7 @@ const BADARGS = {
     "sub-qos3": /qos must be 0, 1 or 2, not 3/,
     "sub-qos-1": /qos must be 0, 1 or 2, not -1/,
     "pub-too-big":
-        /publish: packet of \d+ bytes is larger than maxPacketSize 1024/,
+        /publish: \d+ bytes, over maxPacketSize 1024/,
     "pub-topic-number": /publish: topic must be a string/,
     "sub-topic-null": /subscribe: topic filter must be a string/,
     "pub-msg-number": /msg must be a string or a Buffer/,

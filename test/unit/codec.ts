@@ -91,7 +91,7 @@ describe("remaining length", () => {
     test("a fifth length byte is an error", () => {
         const f = new FrameDecoder(300000000, decodePacketAt)
         f.push(frame([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]))
-        contains(protocolError(() => f.next()), "more than four bytes")
+        contains(protocolError(() => f.next()), "of more than four bytes")
     })
     test("after an error the decoder stays failed until reset", () => {
         const f = new FrameDecoder(10, decodePacketAt)
@@ -401,7 +401,7 @@ describe("frame decoder", () => {
         const f = new FrameDecoder(1024, decodePacketAt)
         // header of a 1 MB PUBLISH, no body
         f.push(frame([0x30, 0x80, 0x80, 0x40]))
-        contains(protocolError(() => f.next()), "maximum packet size")
+        contains(protocolError(() => f.next()), "over maxPacketSize")
     })
     test("a packet of exactly the maximum size passes", () => {
         const b = encodePublish("t", Buffer.alloc(95), 0, false, false, 0)
