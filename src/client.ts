@@ -631,9 +631,17 @@ export class MQTTClient {
                 // a loop: while flush() waited for a write in progress,
                 // other fibers may have filled the buffer again
                 while (this.staged + remaining + 2 > stage.length)
-                    await this.flush()
+                    try {
+                        await this.flush()
+                    } catch (e) {
+                        if (!this.reconn || this.disposed) throw e
+                        break // lost: the offline queue, below
+                    }
                 // lost while waiting: the slow path below decides
-                if (this.state === MQTTState.Connected) {
+                if (
+                    this.state === MQTTState.Connected &&
+                    this.staged + remaining + 2 <= stage.length
+                ) {
                     const at = this.staged
                     // §3.3.1: PUBLISH, QoS 0, DUP 0; a remaining length below
                     // 128 is its one byte (§2.2.3); topic as UTF-8 (§1.5.3)
@@ -700,7 +708,11 @@ export class MQTTClient {
         await this.flush()
         while (this.session.inflight.length + this.outbox.length > limit) {
             if (this.lostError) throw this.lostError
-            if (this.state === MQTTState.Error && !this.reconn)
+            // no connection, and none coming: nothing would ever leave
+            if (
+                this.state !== MQTTState.Connected &&
+                this.state !== MQTTState.Connecting
+            )
                 throw new Error("drain: not connected")
             await this.drained.wait(1000)
             this.checkUsable()
@@ -1325,7 +1337,7 @@ export class MQTTClient {
      * back after one loss are queued in the order they were written in.
      */
     private retake(buf: Buffer) {
-        if (!this.reconn || this.disposed) return
+        if (this.disposed) return
         let at = 0
         while (at < buf.length) {
             const first = buf[at]
@@ -1340,8 +1352,11 @@ export class MQTTClient {
                 if (!(b & 0x80)) break
             }
             const end = i + len
-            if (first >> 4 === PacketType.Publish && !(first & 0x06))
-                this.requeue(new OutMessage(0, buf.slice(at, end), 0))
+            if (first >> 4 === PacketType.Publish) {
+                // QoS 0 without reconn: lost, as QoS 0 may be
+                if (!(first & 0x06) && this.reconn)
+                    this.requeue(new OutMessage(0, buf.slice(at, end), 0))
+            }
             else if (first >> 4 === PacketType.Puback)
                 this.inbound.pubackOwed((buf[i] << 8) | buf[i + 1])
             at = end

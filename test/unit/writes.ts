@@ -222,6 +222,57 @@ describe("what the buffer held when the link failed", () => {
             await c.disconnect()
         }
     })
+    test("a publish whose turn to write the full buffer fails goes to the offline queue too", async () => {
+        // 6-byte packets, 32 bytes of buffer: the sixth publish writes the
+        // first five itself, and that write fails
+        const { c, t, b } = await brokered({
+            reconn: true,
+            reconnectDelay: 5,
+            writeBuffer: 32,
+        })
+        try {
+            t.failNext(isPublish)
+            for (let i = 0; i < 6; ++i) await c.publish("o", `${i}`)
+            await waitFor(
+                () => payloads(t) === "0,1,2,3,4,5",
+                3000,
+                "0..5 after the reconnection"
+            )
+            expect(t.connectTimes().length).toBe(2)
+        } finally {
+            b.stop()
+            await c.disconnect()
+        }
+    })
+    test("with reconn: false a PUBACK in a failed write is owed as well: connect(false) answers the resend without a second delivery", async () => {
+        const { c, t, b } = await brokered()
+        let got = 0
+        c.setCallback((topic, msg) => {
+            got++
+            b.delivered(msg.toString())
+        })
+        try {
+            t.failNext(first => first >> 4 === PacketType.Puback)
+            b.publish("in", "manual-once", 1)
+            await c.waitMsg()
+            await waitFor(() => c.getMqttsta() !== 0, 2000, "the loss")
+            await c.close()
+            await c.connect(false)
+            // the broker sends it again with DUP: answered, not delivered
+            const end = ds.millis() + 2000
+            while (b.msgs.length > 0 && ds.millis() < end) {
+                await c.checkMsg()
+                await ds.sleep(5)
+            }
+            await c.checkMsg()
+            expect(b.msgs.length).toBe(0)
+            expect(got).toBe(1)
+            expect(b.violations.length).toBe(0)
+        } finally {
+            b.stop()
+            await c.disconnect()
+        }
+    })
     test("with reconn: false, QoS 0 in the buffer is lost (at most once) and the loss reported", async () => {
         const { c, t } = await connected()
         t.failNext(isPublish)
