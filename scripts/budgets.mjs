@@ -537,8 +537,8 @@ Two resources bound a program on a device, and they are budgeted differently:
   bounds it is that area: the image plus the settings must fit in it, so the library's
   share decides how much room is left for the application (a 32 KB seed example leaves
   over 200 KB on an ESP32, over 90 KB on a Pico W). The budget: the seed example
-  (devs/main.ts, which links the client, the codec, the Wi-Fi network watcher and the
-  settings) at most ${kb(SEED_BUDGET)} with everything in; \`npm run budgets\` fails past it.
+  (devs/main.ts, which links the client, the codec, the transport and the
+  settings; the Wi-Fi network watcher is opt-in) at most ${kb(SEED_BUDGET)} with everything in; \`npm run budgets\` fails past it.
   Every class is \`@devsWhenUsed\`, so the methods a program never calls stay out of its
   image.
 
