@@ -58,7 +58,7 @@ const USAGE = `usage: node bench/run.mjs [options]
   --runs N              runs of each measurement (default 3)
   --window W            publishing fibers of the windowed phases (default 8)
   --pipe-window W       maxInflight of the main client: the window of the
-                        pipelined phases q1p/q2p (default 32, 1..64)
+                        pipelined phases q1p/q2p (default 64, 1..64)
   --max-queued Q        maxQueued of the main client (default 32)
   --drain-to L          the pipelined publisher, its queue full, waits with
                         drain(L) (default: the pipe window)
@@ -68,6 +68,9 @@ const USAGE = `usage: node bench/run.mjs [options]
                         device's last report, and the client's maxIncoming (128)
   --ballast BYTES       the device programs hold this much heap (experiment, 0)
   --only a,b,...        only these sections: ceiling,builtin,umqtt,profile,probe,sizes
+                        (results go to bench/results/partial.json)
+  --phases a,b,...      only these phases of this client's program (and the
+                        probe's): connect,q0b,q0,q1s,q1w,q1p,q2s,q2w,q2p,in,in1
                         (results go to bench/results/partial.json)
   --soak                the soak only: 100 msg/s each way, QoS 1
   --soak-minutes M      soak duration (default 10)
@@ -104,6 +107,11 @@ for (const s of ONLY)
         process.exit(2)
     }
 const want = s => ONLY.has(s)
+/** --phases: a subset of this client's phases, for experiments. */
+const PHASES = flag("--phases")
+    ? new Set(String(argv[argv.indexOf("--phases") + 1] || "").split(","))
+    : null
+const phaseList = list => (PHASES ? list.filter(p => PHASES.has(p)) : list)
 
 const RUNS = Math.round(option("--runs", 3))
 const PAYLOAD = 64
@@ -147,7 +155,7 @@ const WINDOW = Math.round(option("--window", 8))
  * not limit a 3.1.1 client's incoming QoS 1/2 (max_inflight_messages is
  * per outgoing queue: to the counting peer, set to 1000 below).
  */
-const PIPE = Math.round(option("--pipe-window", 32))
+const PIPE = Math.round(option("--pipe-window", 64))
 /** maxQueued of the main client: the pipelined publisher keeps PIPE + this outstanding. */
 const MAXQ = Math.round(option("--max-queued", 32, { min: 0 }))
 /** The pipelined publisher, its queue full, waits for drain(DRAIN_TO). */
@@ -543,7 +551,11 @@ async function measureUmqtt(devs, counter, pub, label) {
                 phases[res.name].latencyMs = { min, p50, p90, p99, max }
                 phases[res.name].histogram = String(res.hist || "")
             }
-            if (res.full != null) phases[res.name].queueFull = res.full
+            if (res.full != null) {
+                // pipelined: "queue full" retries, waits in drain()
+                phases[res.name].queueFull = res.full
+                phases[res.name].drains = res.drains
+            }
             // runs before READY, on a client of its own: no "next" expected
             if (res.name === "q0b") return
         }
@@ -591,9 +603,13 @@ async function measureProfile(devs) {
                 us: +m[4],
                 what: PROFILE_NOTES[m[1]] || "",
             })
-        const w = /^PROFINFO (\S+) wakes per notify: ([\d.]+)/.exec(l)
+        const w = /^PROFINFO (\S+) (wakes|writes) per (notify|1000): ([\d.]+)/.exec(l)
         const step = w && steps.find(x => x.name === w[1])
-        if (step) step.what += `; fibers woken per notify: ${w[2]}`
+        if (step)
+            step.what +=
+                w[2] === "wakes"
+                    ? `; fibers woken per notify: ${w[4]}`
+                    : `; socket writes per 1,000: ${w[4]}`
     }
     return { ok: r.ok, why: r.why, steps }
 }
@@ -633,6 +649,20 @@ const PROFILE_NOTES = {
         "FrameDecoder.next per PUBLISH, 32 per chunk: framing + decode",
     "session-q1-flight+ack":
         "new OutMessage + Session.startFlight + onPuback, 7 others in flight",
+    "loopback-parse":
+        "the in-VM broker stub's parser alone, per QoS 1 PUBLISH (part of the loopback steps)",
+    "loopback-q0":
+        "publish QoS 0, default write buffer, flush: the client against the in-VM broker stub",
+    "loopback-q1-pipelined-w8":
+        "enqueue + drain, QoS 1, maxInflight 8, against the in-VM broker stub (no network)",
+    "loopback-q1-pipelined-w32":
+        "enqueue + drain, QoS 1, maxInflight 32, against the in-VM broker stub (no network)",
+    "loopback-q1-pipelined-w64":
+        "enqueue + drain, QoS 1, maxInflight 64, against the in-VM broker stub (no network)",
+    "loopback-q1-enqueue-only-w64":
+        "enqueue alone, QoS 1, maxInflight 64 + maxQueued, a mute stub (no acks), fresh clients",
+    "loopback-q2-pipelined-w64":
+        "enqueue + drain, QoS 2, maxInflight 64, against the in-VM broker stub (no network)",
 }
 
 // ------------------------------------------------------------ the default run
@@ -682,7 +712,7 @@ async function bench() {
         const common = { port, tag, payloadSize: PAYLOAD }
         const umqttParams = {
             ...common,
-            phases: [
+            phases: phaseList([
                 "connect",
                 "q0b",
                 "q0",
@@ -694,7 +724,7 @@ async function bench() {
                 "q2p",
                 "in",
                 "in1",
-            ],
+            ]),
             connects: N.connects,
             q0: N.q0,
             q0b: N.q0b,
@@ -736,12 +766,23 @@ async function bench() {
             devs.profile = await builds("bench/devs/profile.ts", {
                 ...common,
                 n: PROFILE_N,
+                pipeWindow: PIPE,
+                maxQueued: Math.max(MAXQ, WINDOW),
+                drainTo: DRAIN_TO,
             })
         if (want("probe"))
             devs.probe = await builds("bench/devs/umqtt.ts", {
                 ...umqttParams,
                 ...PROBE,
-                phases: ["connect", "q1s", "q1w", "q1p", "q2s", "q2w", "q2p"],
+                phases: phaseList([
+                    "connect",
+                    "q1s",
+                    "q1w",
+                    "q1p",
+                    "q2s",
+                    "q2w",
+                    "q2p",
+                ]),
                 maxIncoming: 16,
                 ticker: true,
             })
@@ -792,6 +833,13 @@ async function bench() {
                     ["q0", "q0b", "q1s", "q1w", "q1p", "q2s", "q2w", "q2p", "in", "in1"]
                         .map(k => `${k} ${fmtRate(p[k]?.rate)}`)
                         .join(", ") +
+                    ["q1p", "q2p"]
+                        .filter(k => p[k]?.drains != null)
+                        .map(
+                            k =>
+                                `, ${k} ${p[k].drains} drain() waits, ${p[k].queueFull} queue full`
+                        )
+                        .join("") +
                     `, connect ${p.connect ? p.connect.ms.join("/") + " ms" : "-"}` +
                     ` (CONNECT->CONNACK ${p.connect ? p.connect.connackMs.join("/") + " ms" : "-"})`
             )
@@ -977,6 +1025,7 @@ async function bench() {
                 maxIncoming: AHEAD,
                 ballastBytes: BALLAST,
                 sections: [...ONLY],
+                phases: PHASES ? [...PHASES] : "all",
             },
             timed: {
                 publish:
@@ -1019,7 +1068,9 @@ async function bench() {
             durationSec: Math.round((Date.now() - t0) / 1000),
         }
         const file =
-            ONLY.size === SECTIONS.length ? "latest.json" : "partial.json"
+            ONLY.size === SECTIONS.length && !PHASES
+                ? "latest.json"
+                : "partial.json"
         writeResults(file, result)
         console.log(
             `\n# ${result.durationSec} s; results in bench/results/${file}`

@@ -188,9 +188,13 @@ async function pipelinedPhase(
     let full = 0
     const w0 = link.writeCount
     const t0 = ds.millis()
+    let drains = 0
     try {
         for (let i = 0; i < n; ++i) {
-            if (i - acked - ackErrors >= room) await c.drain(p.drainTo)
+            if (i - acked - ackErrors >= room) {
+                await c.drain(p.drainTo)
+                drains++
+            }
             try {
                 await c.enqueue(topic, msg, false, qos)
             } catch (e) {
@@ -211,7 +215,8 @@ async function pipelinedPhase(
     const t1 = ds.millis()
     log(
         `RESULT ${name} topic=${topic} n=${n} t0=${t0} t1=${t1} ` +
-            `writes=${link.writeCount - w0} acked=${acked} full=${full} failures=${failures + ackErrors} ${firstError}`
+            `writes=${link.writeCount - w0} acked=${acked} full=${full} ` +
+            `drains=${drains} failures=${failures + ackErrors} ${firstError}`
     )
 }
 
