@@ -1,24 +1,29 @@
 #!/usr/bin/env node
-// The benchmark (issue 6). `npm run bench` starts one mosquitto on a free
-// port and measures, in the DeviceScript simulator:
+// The benchmark (issues 6 and 12). `npm run bench` starts one mosquitto on
+// a free port and measures, in the DeviceScript simulator:
 //   - the ceiling: a pre-encoded 64-byte-payload QoS 0 PUBLISH written
 //     straight through DeviceSocketTransport.write (the socket layer of the
 //     client), with a sleep(0) every 64 writes;
 //   - the built-in @devicescript/net MQTTClient publishing QoS 0;
-//   - this client: QoS 0, QoS 1 and QoS 2 publish rates (one fiber, and
-//     several fibers sharing the in-flight window), a paced inbound burst of
-//     10,000 QoS 0 messages delivered through waitMsg, connect() time;
+//   - this client: QoS 0 with the default write buffer and with
+//     writeBuffer 0 (reference), QoS 1 and QoS 2 awaited one by one (with
+//     each publish's latency), from 8 fibers (reference), and pipelined
+//     from one fiber (enqueue + drain); paced inbound bursts of 10,000
+//     QoS 0 and 2,000 QoS 1 messages delivered through waitMsg; connect()
+//     time; the device's socket writes per phase (DeviceSocketTransport's
+//     writeCount);
 //   - the bytecode size of the seed's first example with each client;
-//   - once: a profile of the hot paths and a latency probe (see README).
+//   - once: a profile of the hot paths (with the publishers against an
+//     in-VM broker stub) and a latency probe (see README).
 // Each measurement runs several times (interleaved); medians, ratios and
 // targets go to stdout and to bench/results/latest.json (+ a dated copy).
 //
 // Every rate counts only confirmed messages: those an MQTT.js subscriber
 // got (publishes), or the deliveries the device counted in its callback
-// and reported over MQTT (inbound burst). The time is the device's:
+// and reported over MQTT (inbound bursts). The time is the device's:
 // ds.millis() before the first and after the last publish/delivery.
 //
-//   npm run bench                         the default run (about 3 minutes)
+//   npm run bench                         the default run (4-7 minutes)
 //   npm run bench -- --runs 5             more runs per measurement
 //   npm run bench -- --soak               the soak only (10 minutes)
 //   npm run bench -- --soak --soak-minutes 2
@@ -74,7 +79,9 @@ const USAGE = `usage: node bench/run.mjs [options]
                         (results go to bench/results/partial.json)
   --soak                the soak only: 100 msg/s each way, QoS 1
   --soak-minutes M      soak duration (default 10)
-  --soak-rate R         messages per second each way (default 100)`
+  --soak-rate R         messages per second each way (default 100)
+  --soak-write-buffer B the soak client's writeBuffer option (default: the
+                        client's default, 1024)`
 
 const argv = process.argv.slice(2)
 const flag = name => argv.includes(name)
@@ -1312,6 +1319,10 @@ function printReport({
 async function soak() {
     const minutes = option("--soak-minutes", 10, { min: 0.1 })
     const rate = Math.round(option("--soak-rate", 100))
+    // -1: the client's default write buffer
+    const soakWriteBuffer = Math.round(
+        option("--soak-write-buffer", -1, { min: 0 })
+    )
     const seconds = Math.max(10, Math.round(minutes * 60))
     const fibers = 4 // QoS 1 publishes in flight at once: a slow PUBACK delays one slot
     const sampleMs = Math.max(
@@ -1337,9 +1348,11 @@ async function soak() {
             sampleMs,
             allocSize: 16384,
             fibers,
+            writeBuffer: soakWriteBuffer,
         })
         console.log(
-            `# soak: ${seconds} s, ${rate} msg/s each way (QoS 1), a sample every ${sampleMs / 1000} s`
+            `# soak: ${seconds} s, ${rate} msg/s each way (QoS 1), a sample every ${sampleMs / 1000} s, ` +
+                `writeBuffer ${soakWriteBuffer < 0 ? "default" : soakWriteBuffer}`
         )
         const samples = []
         let peerSent = 0
@@ -1475,6 +1488,7 @@ async function soak() {
                 rate,
                 qos: 1,
                 publishFibers: fibers,
+                writeBuffer: soakWriteBuffer < 0 ? "default" : soakWriteBuffer,
                 sampleMs,
                 payloadBytes: PAYLOAD,
                 allocBytes: 16384,
