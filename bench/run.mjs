@@ -883,7 +883,7 @@ async function bench() {
                     const ph = r.umqtt.phases[k]
                     return ph?.writes == null || !ph.sent
                         ? null
-                        : (ph.writes * 1000) / (ph.sent)
+                        : (ph.writes * 1000) / ph.sent
                 })
             )
         // one-fiber latency: the median of the runs' percentiles; the probe's
@@ -893,13 +893,21 @@ async function bench() {
             const pick = q =>
                 median(runs.map(r => r.umqtt.phases[k]?.latencyMs?.[q]))
             const awake = probe.phases?.[k]?.latencyMs || null
-            const def = { p50: pick("p50"), p90: pick("p90"), p99: pick("p99"), max: pick("max") }
+            const def = {
+                p50: pick("p50"),
+                p90: pick("p90"),
+                p99: pick("p99"),
+                max: pick("max"),
+            }
             latency[k] = {
                 default: def,
                 perRun: runs.map(r => r.umqtt.phases[k]?.latencyMs || null),
                 awake,
-                idlePollP50: awake && def.p50 != null ? def.p50 - awake.p50 : null,
-                idlePollP99: awake && def.p99 != null ? def.p99 - awake.p99 : null,
+                // what the 10 ms idle poll adds: default - kept awake
+                idlePollP50:
+                    awake && def.p50 != null ? def.p50 - awake.p50 : null,
+                idlePollP99:
+                    awake && def.p99 != null ? def.p99 - awake.p99 : null,
             }
         }
         const div = (a, b) => (a == null || b == null || b === 0 ? null : a / b)
@@ -1119,7 +1127,8 @@ function printReport({
                     : `${of(r, k).confirmed}/${of(r, k).sent}`
             )
             .join(" ")
-    const fmtW = x => (x == null ? "-" : x >= 100 ? String(Math.round(x)) : x.toFixed(1))
+    const fmtW = x =>
+        x == null ? "-" : x >= 100 ? String(Math.round(x)) : x.toFixed(1)
     const row = (label, k) => [
         label,
         fmtRate(med[k]),
@@ -1225,7 +1234,16 @@ function printReport({
         )
         console.log(
             table([
-                ["", "p50", "p99", "p50 awake", "p99 awake", "idle poll p50", "idle poll p99", "p50/p99 per run"],
+                [
+                    "",
+                    "p50",
+                    "p99",
+                    "p50 awake",
+                    "p99 awake",
+                    "idle poll p50",
+                    "idle poll p99",
+                    "p50/p99 per run",
+                ],
                 ...latRows,
             ])
         )
