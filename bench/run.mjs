@@ -1,24 +1,29 @@
 #!/usr/bin/env node
-// The benchmark (issue 6). `npm run bench` starts one mosquitto on a free
-// port and measures, in the DeviceScript simulator:
+// The benchmark (issues 6 and 12). `npm run bench` starts one mosquitto on
+// a free port and measures, in the DeviceScript simulator:
 //   - the ceiling: a pre-encoded 64-byte-payload QoS 0 PUBLISH written
 //     straight through DeviceSocketTransport.write (the socket layer of the
 //     client), with a sleep(0) every 64 writes;
 //   - the built-in @devicescript/net MQTTClient publishing QoS 0;
-//   - this client: QoS 0, QoS 1 and QoS 2 publish rates (one fiber, and
-//     several fibers sharing the in-flight window), a paced inbound burst of
-//     10,000 QoS 0 messages delivered through waitMsg, connect() time;
+//   - this client: QoS 0 with the default write buffer and with
+//     writeBuffer 0 (reference), QoS 1 and QoS 2 awaited one by one (with
+//     each publish's latency), from 8 fibers (reference), and pipelined
+//     from one fiber (enqueue + drain); paced inbound bursts of 10,000
+//     QoS 0 and 2,000 QoS 1 messages delivered through waitMsg; connect()
+//     time; the device's socket writes per phase (DeviceSocketTransport's
+//     writeCount);
 //   - the bytecode size of the seed's first example with each client;
-//   - once: a profile of the hot paths and a latency probe (see README).
+//   - once: a profile of the hot paths (with the publishers against an
+//     in-VM broker stub) and a latency probe (see README).
 // Each measurement runs several times (interleaved); medians, ratios and
 // targets go to stdout and to bench/results/latest.json (+ a dated copy).
 //
 // Every rate counts only confirmed messages: those an MQTT.js subscriber
 // got (publishes), or the deliveries the device counted in its callback
-// and reported over MQTT (inbound burst). The time is the device's:
+// and reported over MQTT (inbound bursts). The time is the device's:
 // ds.millis() before the first and after the last publish/delivery.
 //
-//   npm run bench                         the default run (about 3 minutes)
+//   npm run bench                         the default run (4-7 minutes)
 //   npm run bench -- --runs 5             more runs per measurement
 //   npm run bench -- --soak               the soak only (10 minutes)
 //   npm run bench -- --soak --soak-minutes 2
@@ -56,17 +61,27 @@ const delay = ms => new Promise(r => setTimeout(r, ms))
 
 const USAGE = `usage: node bench/run.mjs [options]
   --runs N              runs of each measurement (default 3)
-  --window W            in-flight window of the windowed phases: maxInflight
-                        and publishing fibers (default 8)
-  --write-buffer B      the writeBuffer option of the q0b phase (default 1024)
+  --window W            publishing fibers of the windowed phases (default 8)
+  --pipe-window W       maxInflight of the main client: the window of the
+                        pipelined phases q1p/q2p (default 64, 1..64)
+  --max-queued Q        maxQueued of the main client (default 32)
+  --drain-to L          the pipelined publisher, its queue full, waits with
+                        drain(L) (default: the pipe window)
+  --write-buffer B      the writeBuffer option of the q0b reference phase
+                        (default 0: one socket write per packet)
   --ahead A             inbound burst: messages the peer keeps ahead of the
                         device's last report, and the client's maxIncoming (128)
   --ballast BYTES       the device programs hold this much heap (experiment, 0)
   --only a,b,...        only these sections: ceiling,builtin,umqtt,profile,probe,sizes
                         (results go to bench/results/partial.json)
+  --phases a,b,...      only these phases of this client's program (and the
+                        probe's): connect,q0b,q0,q1s,q1w,q1p,q2s,q2w,q2p,in,in1
+                        (results go to bench/results/partial.json)
   --soak                the soak only: 100 msg/s each way, QoS 1
   --soak-minutes M      soak duration (default 10)
-  --soak-rate R         messages per second each way (default 100)`
+  --soak-rate R         messages per second each way (default 100)
+  --soak-write-buffer B the soak client's writeBuffer option (default: the
+                        client's default, 1024)`
 
 const argv = process.argv.slice(2)
 const flag = name => argv.includes(name)
@@ -99,6 +114,11 @@ for (const s of ONLY)
         process.exit(2)
     }
 const want = s => ONLY.has(s)
+/** --phases: a subset of this client's phases, for experiments. */
+const PHASES = flag("--phases")
+    ? new Set(String(argv[argv.indexOf("--phases") + 1] || "").split(","))
+    : null
+const phaseList = list => (PHASES ? list.filter(p => PHASES.has(p)) : list)
 
 const RUNS = Math.round(option("--runs", 3))
 const PAYLOAD = 64
@@ -111,19 +131,44 @@ const N = {
     q0b: 10000,
     q1s: 400,
     q1w: 3000,
+    q1p: 6000,
     q2s: 200,
     q2w: 1500,
+    q2p: 3000,
     inbound: 10000,
+    inbound1: 2000,
     connects: 5,
 }
-/** The latency probe (run once): the same phases, the simulator kept awake. */
-const PROBE = { q1s: 200, q1w: 1000, q2s: 100, q2w: 500, connects: 5 }
+/**
+ * The latency probe (run once): the same phases, the simulator kept awake;
+ * q1s as many as the default run, so that their p99 compare.
+ */
+const PROBE = {
+    q1s: 400,
+    q1w: 1000,
+    q1p: 3000,
+    q2s: 100,
+    q2w: 500,
+    q2p: 1500,
+    connects: 5,
+}
 /** Iterations of each profile step (run once). */
 const PROFILE_N = 2000
-/** In-flight window of the windowed phases: maxInflight and as many fibers. */
+/** Publishing fibers of the windowed phases (q1w, q2w): at most that many in flight. */
 const WINDOW = Math.round(option("--window", 8))
-/** The q0b phase: QoS 0 through a client with this `writeBuffer` option. */
-const WRITE_BUFFER = Math.round(option("--write-buffer", 1024))
+/**
+ * maxInflight of the main client: the pipelined phases' window (the
+ * windowed phases' fibers keep at most WINDOW of it busy). The broker does
+ * not limit a 3.1.1 client's incoming QoS 1/2 (max_inflight_messages is
+ * per outgoing queue: to the counting peer, set to 1000 below).
+ */
+const PIPE = Math.round(option("--pipe-window", 64))
+/** maxQueued of the main client: the pipelined publisher keeps PIPE + this outstanding. */
+const MAXQ = Math.round(option("--max-queued", 32, { min: 0 }))
+/** The pipelined publisher, its queue full, waits for drain(DRAIN_TO). */
+const DRAIN_TO = Math.round(option("--drain-to", PIPE, { min: 0 }))
+/** The q0b reference phase: QoS 0 through a client with this `writeBuffer` option. */
+const WRITE_BUFFER = Math.round(option("--write-buffer", 0, { min: 0 }))
 /** Yields: the ceiling every 64 writes (as in the notes), the built-in every 32 publishes. */
 const CEILING_YIELD = 64
 const BUILTIN_YIELD = 32
@@ -140,12 +185,27 @@ const AHEAD = Math.round(option("--ahead", 128))
 /** Bytes every device program holds while it measures (experiment). */
 const BALLAST = Math.round(option("--ballast", 0, { min: 0 }))
 
+/** The phases of this client's program with a rate (see bench/devs/umqtt.ts). */
+const PHASE_KEYS = [
+    "q0",
+    "q0b",
+    "q1s",
+    "q1w",
+    "q1p",
+    "q2s",
+    "q2w",
+    "q2p",
+    "in",
+    "in1",
+]
+
+/** Issue 12's targets: ratios of the medians, and the inbound rate in msg/s. */
 const TARGETS = {
-    q0VsCeiling: 0.7,
-    q0VsBuiltin: 10,
-    q1wVsCeiling: 0.4,
-    q2wVsCeiling: 0.25,
-    inboundVsQ0: 0.5,
+    q0VsCeiling: 0.8,
+    q0VsBuiltin: 30,
+    q1pVsQ0: 0.4,
+    q2pVsQ0: 0.2,
+    inboundRate: 5500,
 }
 
 const resultsDir = join(repoRoot, "bench", "results")
@@ -385,53 +445,57 @@ async function measureSimple(devs, counter, name, topic, label) {
  * One run of this client's program. The device prints READY, then a RESULT
  * line per phase; after each, the runner waits for the peer's count and
  * sends "next" on .../ctl, so phases never overlap at the broker. The
- * inbound burst is pushed by `pub`, paced by the device's reports.
+ * inbound bursts (QoS 0 on .../in, QoS 1 on .../in1) are pushed by `pub`,
+ * paced by the device's reports on .../prog/<phase>.
  */
 async function measureUmqtt(devs, counter, pub, label) {
     const base = `bench/${tag}`
     counter.reset()
     const phases = {}
-    const inbound = {
+    const burst = name => ({
+        name,
+        qos: name === "in1" ? 1 : 0,
+        n: name === "in1" ? N.inbound1 : N.inbound,
         sent: 0,
         reported: 0,
         dropped: 0,
         lastReportAt: 0,
         done: false,
-    }
+    })
+    const bursts = { in: burst("in"), in1: burst("in1") }
     let chain = Promise.resolve()
     let stalled = null
     let dev = null
 
-    const pump = () => {
-        while (
-            inbound.sent < N.inbound &&
-            inbound.sent - inbound.reported < AHEAD
-        ) {
-            const b = Buffer.alloc(PAYLOAD)
-            b.writeUInt16BE(inbound.sent & 0xffff, 0) // the device checks the order
-            pub.publish(`${base}/in`, b, { qos: 0 })
-            inbound.sent++
+    const pump = b => {
+        while (b.sent < b.n && b.sent - b.reported < AHEAD) {
+            const m = Buffer.alloc(PAYLOAD)
+            m.writeUInt16BE(b.sent & 0xffff, 0) // the device checks the order
+            pub.publish(`${base}/${b.name}`, m, { qos: b.qos })
+            b.sent++
         }
     }
     const off = counter.on((topic, payload) => {
-        if (topic !== `${base}/prog`) return
+        const b = bursts[topic.slice(`${base}/prog/`.length)]
+        if (!topic.startsWith(`${base}/prog/`) || !b) return
         const [got, dropped] = payload.toString().split(",").map(Number)
-        inbound.reported = Math.max(inbound.reported, got)
-        inbound.dropped = Math.max(inbound.dropped, dropped || 0)
-        inbound.lastReportAt = Date.now()
-        pump()
+        b.reported = Math.max(b.reported, got)
+        b.dropped = Math.max(b.dropped, dropped || 0)
+        b.lastReportAt = Date.now()
+        pump(b)
     })
     // a lost message would leave the device waiting forever: end the run
     const watchdog = setInterval(() => {
-        if (
-            dev &&
-            inbound.lastReportAt &&
-            !inbound.done &&
-            Date.now() - inbound.lastReportAt > 10000
-        ) {
-            stalled = `${label}: inbound burst stalled at ${inbound.reported}/${N.inbound} (dropped ${inbound.dropped})`
-            dev.kill()
-        }
+        for (const b of Object.values(bursts))
+            if (
+                dev &&
+                b.lastReportAt &&
+                !b.done &&
+                Date.now() - b.lastReportAt > 10000
+            ) {
+                stalled = `${label}: inbound burst ${b.name} stalled at ${b.reported}/${b.n} (dropped ${b.dropped})`
+                dev.kill()
+            }
     }, 500)
 
     const next = () =>
@@ -452,21 +516,23 @@ async function measureUmqtt(devs, counter, pub, label) {
             return
         }
         const ms = res.t1 - res.t0
-        if (res.name === "in") {
-            inbound.done = true
+        const b = bursts[res.name]
+        if (b) {
+            b.done = true
             // the device's last report (over MQTT) may trail its RESULT line
-            for (let i = 0; i < 300 && inbound.reported < res.n; i++)
+            for (let i = 0; i < 300 && b.reported < res.n; i++)
                 await delay(10)
-            const confirmed = inbound.reported
-            phases.in = {
+            const confirmed = b.reported
+            phases[res.name] = {
                 ok:
-                    confirmed === N.inbound &&
+                    confirmed === b.n &&
                     res.dropped === 0 &&
                     res.disorder === 0,
-                sent: inbound.sent,
+                sent: b.sent,
                 confirmed,
                 dropped: res.dropped,
                 disorder: res.disorder,
+                writes: res.writes,
                 ms,
                 rate: (confirmed * 1000) / ms,
             }
@@ -480,8 +546,22 @@ async function measureUmqtt(devs, counter, pub, label) {
                 sent: res.n,
                 confirmed,
                 failures: res.failures,
+                writes: res.writes,
                 ms,
                 rate: (confirmed * 1000) / ms,
+            }
+            // one-fiber QoS 1/2: min,p50,p90,p99,max ms per publish
+            if (res.lat != null) {
+                const [min, p50, p90, p99, max] = String(res.lat)
+                    .split(",")
+                    .map(Number)
+                phases[res.name].latencyMs = { min, p50, p90, p99, max }
+                phases[res.name].histogram = String(res.hist || "")
+            }
+            if (res.full != null) {
+                // pipelined: "queue full" retries, waits in drain()
+                phases[res.name].queueFull = res.full
+                phases[res.name].drains = res.drains
             }
             // runs before READY, on a client of its own: no "next" expected
             if (res.name === "q0b") return
@@ -530,9 +610,13 @@ async function measureProfile(devs) {
                 us: +m[4],
                 what: PROFILE_NOTES[m[1]] || "",
             })
-        const w = /^PROFINFO (\S+) wakes per notify: ([\d.]+)/.exec(l)
+        const w = /^PROFINFO (\S+) (wakes|writes) per (notify|1000): ([\d.]+)/.exec(l)
         const step = w && steps.find(x => x.name === w[1])
-        if (step) step.what += `; fibers woken per notify: ${w[2]}`
+        if (step)
+            step.what +=
+                w[2] === "wakes"
+                    ? `; fibers woken per notify: ${w[4]}`
+                    : `; socket writes per 1,000: ${w[4]}`
     }
     return { ok: r.ok, why: r.why, steps }
 }
@@ -572,6 +656,20 @@ const PROFILE_NOTES = {
         "FrameDecoder.next per PUBLISH, 32 per chunk: framing + decode",
     "session-q1-flight+ack":
         "new OutMessage + Session.startFlight + onPuback, 7 others in flight",
+    "loopback-parse":
+        "the in-VM broker stub's parser alone, per QoS 1 PUBLISH (part of the loopback steps)",
+    "loopback-q0":
+        "publish QoS 0, default write buffer, flush: the client against the in-VM broker stub",
+    "loopback-q1-pipelined-w8":
+        "enqueue + drain, QoS 1, maxInflight 8, against the in-VM broker stub (no network)",
+    "loopback-q1-pipelined-w32":
+        "enqueue + drain, QoS 1, maxInflight 32, against the in-VM broker stub (no network)",
+    "loopback-q1-pipelined-w64":
+        "enqueue + drain, QoS 1, maxInflight 64, against the in-VM broker stub (no network)",
+    "loopback-q1-enqueue-only-w64":
+        "enqueue alone, QoS 1, maxInflight 64 + maxQueued, a mute stub (no acks), fresh clients",
+    "loopback-q2-pipelined-w64":
+        "enqueue + drain, QoS 2, maxInflight 64, against the in-VM broker stub (no network)",
 }
 
 // ------------------------------------------------------------ the default run
@@ -599,9 +697,12 @@ async function bench() {
             "q0b",
             "q1s",
             "q1w",
+            "q1p",
             "q2s",
             "q2w",
-            "prog",
+            "q2p",
+            "prog/in",
+            "prog/in1",
         ]
         counter = await startCounter(
             mosq.port,
@@ -609,7 +710,8 @@ async function bench() {
         )
         pub = await connectPeer(mosq.port, { clientId: `bench-pub-${tag}` })
         console.log(
-            `# bench: mosquitto :${mosq.port}, tag ${tag}, ${RUNS} runs, window ${WINDOW}` +
+            `# bench: mosquitto :${mosq.port}, tag ${tag}, ${RUNS} runs, window ${WINDOW} fibers, ` +
+                `pipelined maxInflight ${PIPE} maxQueued ${MAXQ} drain(${DRAIN_TO})` +
                 `${BALLAST ? `, ballast ${BALLAST} B` : ""}; building...`
         )
 
@@ -617,19 +719,36 @@ async function bench() {
         const common = { port, tag, payloadSize: PAYLOAD }
         const umqttParams = {
             ...common,
-            phases: ["connect", "q0b", "q0", "q1s", "q1w", "q2s", "q2w", "in"],
+            phases: phaseList([
+                "connect",
+                "q0b",
+                "q0",
+                "q1s",
+                "q1w",
+                "q1p",
+                "q2s",
+                "q2w",
+                "q2p",
+                "in",
+                "in1",
+            ]),
             connects: N.connects,
             q0: N.q0,
             q0b: N.q0b,
             writeBuffer: WRITE_BUFFER,
             q1s: N.q1s,
             q1w: N.q1w,
+            q1p: N.q1p,
             q2s: N.q2s,
             q2w: N.q2w,
+            q2p: N.q2p,
             fibers: WINDOW,
-            maxInflight: WINDOW,
+            maxInflight: PIPE,
+            maxQueued: Math.max(MAXQ, WINDOW),
+            drainTo: DRAIN_TO,
             maxIncoming: AHEAD,
             inbound: N.inbound,
+            inbound1: N.inbound1,
             report: REPORT,
             ballast: BALLAST,
         }
@@ -654,12 +773,23 @@ async function bench() {
             devs.profile = await builds("bench/devs/profile.ts", {
                 ...common,
                 n: PROFILE_N,
+                pipeWindow: PIPE,
+                maxQueued: Math.max(MAXQ, WINDOW),
+                drainTo: DRAIN_TO,
             })
         if (want("probe"))
             devs.probe = await builds("bench/devs/umqtt.ts", {
                 ...umqttParams,
                 ...PROBE,
-                phases: ["connect", "q1s", "q1w", "q2s", "q2w"],
+                phases: phaseList([
+                    "connect",
+                    "q1s",
+                    "q1w",
+                    "q1p",
+                    "q2s",
+                    "q2w",
+                    "q2p",
+                ]),
                 maxIncoming: 16,
                 ticker: true,
             })
@@ -707,9 +837,16 @@ async function bench() {
             const p = r.umqtt.phases
             console.log(
                 `# run ${i}: ceiling ${fmtRate(r.ceiling.rate)}, built-in ${fmtRate(r.builtin.rate)}, ` +
-                    ["q0", "q0b", "q1s", "q1w", "q2s", "q2w", "in"]
+                    ["q0", "q0b", "q1s", "q1w", "q1p", "q2s", "q2w", "q2p", "in", "in1"]
                         .map(k => `${k} ${fmtRate(p[k]?.rate)}`)
                         .join(", ") +
+                    ["q1p", "q2p"]
+                        .filter(k => p[k]?.drains != null)
+                        .map(
+                            k =>
+                                `, ${k} ${p[k].drains} drain() waits, ${p[k].queueFull} queue full`
+                        )
+                        .join("") +
                     `, connect ${p.connect ? p.connect.ms.join("/") + " ms" : "-"}` +
                     ` (CONNECT->CONNACK ${p.connect ? p.connect.connackMs.join("/") + " ms" : "-"})`
             )
@@ -729,17 +866,7 @@ async function bench() {
             (k === "ceiling" || k === "builtin" ? r[k] : r.umqtt.phases[k])
                 ?.rate
         const med = {}
-        for (const k of [
-            "ceiling",
-            "builtin",
-            "q0",
-            "q0b",
-            "q1s",
-            "q1w",
-            "q2s",
-            "q2w",
-            "in",
-        ])
+        for (const k of ["ceiling", "builtin", ...PHASE_KEYS])
             med[k] = median(runs.map(r => rateOf(r, k)))
         const connectMs = runs.flatMap(r => r.umqtt.phases.connect?.ms || [])
         med.connectMs = median(connectMs)
@@ -747,73 +874,100 @@ async function bench() {
             r => r.umqtt.phases.connect?.connackMs || []
         )
         med.connackMs = median(connackMs)
+        // socket writes of the device per 1,000 messages of the phase
+        // (DeviceSocketTransport.writeCount before/after), median of the runs
+        const writesPer1000 = {}
+        for (const k of PHASE_KEYS)
+            writesPer1000[k] = median(
+                runs.map(r => {
+                    const ph = r.umqtt.phases[k]
+                    return ph?.writes == null || !ph.sent
+                        ? null
+                        : (ph.writes * 1000) / ph.sent
+                })
+            )
+        // one-fiber latency: the median of the runs' percentiles; the probe's
+        // run keeps the simulator awake (no 10 ms idle poll)
+        const latency = {}
+        for (const k of ["q1s", "q2s"]) {
+            const pick = q =>
+                median(runs.map(r => r.umqtt.phases[k]?.latencyMs?.[q]))
+            const awake = probe.phases?.[k]?.latencyMs || null
+            const def = {
+                p50: pick("p50"),
+                p90: pick("p90"),
+                p99: pick("p99"),
+                max: pick("max"),
+            }
+            latency[k] = {
+                default: def,
+                perRun: runs.map(r => r.umqtt.phases[k]?.latencyMs || null),
+                awake,
+                // what the 10 ms idle poll adds: default - kept awake
+                idlePollP50:
+                    awake && def.p50 != null ? def.p50 - awake.p50 : null,
+                idlePollP99:
+                    awake && def.p99 != null ? def.p99 - awake.p99 : null,
+            }
+        }
         const div = (a, b) => (a == null || b == null || b === 0 ? null : a / b)
         const ratios = {
             q0VsCeiling: div(med.q0, med.ceiling),
             q0VsBuiltin: div(med.q0, med.builtin),
+            q0VsQ0b: div(med.q0, med.q0b),
             q0bVsCeiling: div(med.q0b, med.ceiling),
             q0bVsBuiltin: div(med.q0b, med.builtin),
-            inboundVsQ0b: div(med.in, med.q0b),
-            q1wVsCeiling: div(med.q1w, med.ceiling),
-            q2wVsCeiling: div(med.q2w, med.ceiling),
-            inboundVsQ0: div(med.in, med.q0),
+            q1pVsQ0: div(med.q1p, med.q0),
+            q2pVsQ0: div(med.q2p, med.q0),
+            q1pVsQ1w: div(med.q1p, med.q1w),
+            q2pVsQ2w: div(med.q2p, med.q2w),
             q1wVsQ1s: div(med.q1w, med.q1s),
             q2wVsQ2s: div(med.q2w, med.q2s),
+            inboundVsCeiling: div(med.in, med.ceiling),
+            inboundVsQ0: div(med.in, med.q0),
+            inbound1VsInbound: div(med.in1, med.in),
         }
-        const allInbound =
+        const allDelivered = k =>
             runs.length > 0 &&
             runs.every(
                 r =>
-                    r.umqtt.phases.in?.confirmed === N.inbound &&
-                    r.umqtt.phases.in.dropped === 0
+                    r.umqtt.phases[k]?.confirmed ===
+                        (k === "in" ? N.inbound : N.inbound1) &&
+                    r.umqtt.phases[k].dropped === 0
             )
         const targets = [
             [
-                "QoS 0 publish (default, no write buffer) >= 70% of the ceiling",
+                `QoS 0 publish (default writeBuffer 1024) >= 80% of the ceiling`,
                 ratios.q0VsCeiling,
                 TARGETS.q0VsCeiling,
             ],
             [
-                "QoS 0 publish (default) >= 10x the built-in client",
+                "QoS 0 publish (default) >= 30x the built-in client",
                 ratios.q0VsBuiltin,
                 TARGETS.q0VsBuiltin,
             ],
             [
-                `QoS 0 publish with writeBuffer ${WRITE_BUFFER} >= 70% of the ceiling`,
-                ratios.q0bVsCeiling,
-                TARGETS.q0VsCeiling,
+                `pipelined QoS 1 (one fiber, enqueue + drain, maxInflight ${PIPE}) >= 40% of the default QoS 0 rate`,
+                ratios.q1pVsQ0,
+                TARGETS.q1pVsQ0,
             ],
             [
-                `QoS 0 publish with writeBuffer ${WRITE_BUFFER} >= 10x the built-in client`,
-                ratios.q0bVsBuiltin,
-                TARGETS.q0VsBuiltin,
+                `pipelined QoS 2 (one fiber, enqueue + drain, maxInflight ${PIPE}) >= 20% of the default QoS 0 rate`,
+                ratios.q2pVsQ0,
+                TARGETS.q2pVsQ0,
             ],
             [
-                "QoS 1 with the window >= 40% of the ceiling",
-                ratios.q1wVsCeiling,
-                TARGETS.q1wVsCeiling,
+                `inbound burst: all ${N.inbound} delivered in every run, none dropped, at >= ${TARGETS.inboundRate.toLocaleString("en-US")} msg/s`,
+                med.in,
+                TARGETS.inboundRate,
+                allDelivered("in"),
+                "rate",
             ],
-            [
-                "QoS 2 with the window >= 25% of the ceiling",
-                ratios.q2wVsCeiling,
-                TARGETS.q2wVsCeiling,
-            ],
-            [
-                `inbound burst: all ${N.inbound} delivered in every run, at >= 50% of the QoS 0 publish rate`,
-                ratios.inboundVsQ0,
-                TARGETS.inboundVsQ0,
-                allInbound,
-            ],
-            [
-                `inbound burst: all ${N.inbound} delivered in every run, at >= 50% of the QoS 0 rate with writeBuffer ${WRITE_BUFFER}`,
-                ratios.inboundVsQ0b,
-                TARGETS.inboundVsQ0,
-                allInbound,
-            ],
-        ].map(([name, value, threshold, extra = true]) => ({
+        ].map(([name, value, threshold, extra = true, unit = "ratio"]) => ({
             name,
             value,
             threshold,
+            unit,
             ...(name.startsWith("inbound") ? { allDelivered: extra } : {}),
             pass: value != null && value >= threshold && extra,
         }))
@@ -851,6 +1005,8 @@ async function bench() {
             connackMs,
             profile,
             probe,
+            writesPer1000,
+            latency,
         })
         if (failures.length) {
             console.log("\nBROKEN MEASUREMENTS (not counted as figures):")
@@ -871,6 +1027,12 @@ async function bench() {
                 payloadBytes: PAYLOAD,
                 messages: N,
                 window: WINDOW,
+                windowedFibers: WINDOW,
+                pipelinedMaxInflight: PIPE,
+                maxQueued: Math.max(MAXQ, WINDOW),
+                pipelinedDrainTo: DRAIN_TO,
+                q0bWriteBuffer: WRITE_BUFFER,
+                mainWriteBuffer: "default (1024)",
                 ceilingYieldEvery: CEILING_YIELD,
                 builtinYieldEvery: BUILTIN_YIELD,
                 inboundReportEvery: REPORT,
@@ -878,16 +1040,25 @@ async function bench() {
                 maxIncoming: AHEAD,
                 ballastBytes: BALLAST,
                 sections: [...ONLY],
+                phases: PHASES ? [...PHASES] : "all",
             },
             timed: {
                 publish:
                     "device ds.millis() from before the first publish/write to after the last one " +
-                    "resolved (QoS 0: written to the socket; QoS 1/2: PUBACK/PUBCOMP, all fibers " +
-                    "done); rate = messages counted by the peer subscriber / that time",
+                    "resolved (QoS 0: written to the socket, after flush(); QoS 1/2: PUBACK/PUBCOMP, " +
+                    "all fibers done; pipelined: drain() resolved); rate = messages counted by the " +
+                    "peer subscriber / that time",
                 inbound:
                     "device ds.millis() from the 'go' report (the peer starts sending on it) until " +
-                    "the callback got message 10000 through waitMsg; rate = deliveries counted by " +
-                    "the device and reported over MQTT / that time",
+                    "the callback got the last message through waitMsg (in: 10000 QoS 0, in1: 2000 " +
+                    "QoS 1); rate = deliveries counted by the device and reported over MQTT / that time",
+                writes:
+                    "DeviceSocketTransport.writeCount of the client (passed as its transport) before " +
+                    "and after the timed part of a phase, per 1,000 messages of the phase; in/in1 " +
+                    "include the device's progress reports (one QoS 0 publish per 32 messages)",
+                latency:
+                    "one-fiber phases: ds.millis() around each publish, a histogram by ms on the " +
+                    "device, nearest-rank percentiles; median of the runs' percentiles",
                 connect:
                     "device ds.millis() around connect() of a fresh client (TCP open + CONNECT -> " +
                     "CONNACK); connackMs: from open() resolving (the client writes CONNECT next) to " +
@@ -895,6 +1066,8 @@ async function bench() {
                     "client's transport option",
             },
             medians: med,
+            writesPer1000,
+            latency,
             ratios,
             targets,
             sizes: sizeSummary,
@@ -910,7 +1083,9 @@ async function bench() {
             durationSec: Math.round((Date.now() - t0) / 1000),
         }
         const file =
-            ONLY.size === SECTIONS.length ? "latest.json" : "partial.json"
+            ONLY.size === SECTIONS.length && !PHASES
+                ? "latest.json"
+                : "partial.json"
         writeResults(file, result)
         console.log(
             `\n# ${result.durationSec} s; results in bench/results/${file}`
@@ -933,6 +1108,8 @@ function printReport({
     connackMs,
     profile,
     probe,
+    writesPer1000,
+    latency,
 }) {
     const of = (r, k) =>
         k === "ceiling" || k === "builtin" ? r[k] : r.umqtt.phases[k]
@@ -950,37 +1127,52 @@ function printReport({
                     : `${of(r, k).confirmed}/${of(r, k).sent}`
             )
             .join(" ")
-    const row = (label, k) => [label, fmtRate(med[k]), perRun(k), confirmed(k)]
-    const w = `${WINDOW} fibers, maxInflight ${WINDOW}`
+    const fmtW = x =>
+        x == null ? "-" : x >= 100 ? String(Math.round(x)) : x.toFixed(1)
+    const row = (label, k) => [
+        label,
+        fmtRate(med[k]),
+        perRun(k),
+        confirmed(k),
+        k in writesPer1000 ? fmtW(writesPer1000[k]) : "",
+    ]
+    const w = `${WINDOW} fibers`
+    const pw = `one fiber, maxInflight ${PIPE}, maxQueued ${Math.max(MAXQ, WINDOW)}`
     console.log(
         `\nRates, median of ${runs.length} runs, ${PAYLOAD}-byte payloads; confirmed = counted by the` +
-            ` peer subscriber / sent\n(inbound: delivered to the callback, counted by the device and reported over MQTT)\n`
+            ` peer subscriber / sent\n(inbound: delivered to the callback, counted by the device and reported over MQTT);` +
+            `\nwrites/1000 = the device's socket writes per 1,000 messages (DeviceSocketTransport.writeCount)\n`
     )
     console.log(
         table([
-            ["measurement", "median", "per run", "confirmed per run"],
+            ["measurement", "median", "per run", "confirmed per run", "writes/1000"],
             row(
                 "ceiling: pre-encoded QoS 0 PUBLISH, DeviceSocketTransport.write",
                 "ceiling"
             ),
             row("built-in @devicescript/net MQTTClient, QoS 0", "builtin"),
-            row("umqtt QoS 0 publish", "q0"),
-            row(`umqtt QoS 0 publish, writeBuffer ${WRITE_BUFFER}`, "q0b"),
-            row("umqtt QoS 1 publish, one fiber", "q1s"),
-            row(`umqtt QoS 1 publish, window (${w})`, "q1w"),
-            row("umqtt QoS 2 publish, one fiber", "q2s"),
-            row(`umqtt QoS 2 publish, window (${w})`, "q2w"),
+            row("umqtt QoS 0 publish (default writeBuffer 1024)", "q0"),
+            row(`umqtt QoS 0 publish, writeBuffer ${WRITE_BUFFER} (reference)`, "q0b"),
+            row("umqtt QoS 1 publish, one fiber (await each)", "q1s"),
+            row(`umqtt QoS 1 publish, window (${w}, reference)`, "q1w"),
+            row(`umqtt QoS 1 pipelined (${pw})`, "q1p"),
+            row("umqtt QoS 2 publish, one fiber (await each)", "q2s"),
+            row(`umqtt QoS 2 publish, window (${w}, reference)`, "q2w"),
+            row(`umqtt QoS 2 pipelined (${pw})`, "q2p"),
             row(`umqtt inbound burst, ${N.inbound} QoS 0 via waitMsg`, "in"),
+            row(`umqtt inbound burst, ${N.inbound1} QoS 1 via waitMsg (PUBACKs)`, "in1"),
             [
                 "umqtt connect(), whole: TCP open + CONNECT->CONNACK",
                 fmtMs(med.connectMs),
                 connectMs.join(","),
+                "",
                 "",
             ],
             [
                 "umqtt connect(), CONNECT written -> CONNACK arrived",
                 fmtMs(med.connackMs),
                 connackMs.join(","),
+                "",
                 "",
             ],
         ])
@@ -992,6 +1184,10 @@ function printReport({
             ["umqtt QoS 0 / ceiling", fmtRatio(ratios.q0VsCeiling)],
             ["umqtt QoS 0 / built-in QoS 0", fmtRatio(ratios.q0VsBuiltin)],
             [
+                `umqtt QoS 0 / QoS 0 with writeBuffer ${WRITE_BUFFER} (what coalescing buys)`,
+                fmtRatio(ratios.q0VsQ0b),
+            ],
+            [
                 `umqtt QoS 0, writeBuffer ${WRITE_BUFFER} / ceiling`,
                 fmtRatio(ratios.q0bVsCeiling),
             ],
@@ -999,20 +1195,59 @@ function printReport({
                 `umqtt QoS 0, writeBuffer ${WRITE_BUFFER} / built-in`,
                 fmtRatio(ratios.q0bVsBuiltin),
             ],
-            ["umqtt QoS 1 windowed / ceiling", fmtRatio(ratios.q1wVsCeiling)],
-            ["umqtt QoS 2 windowed / ceiling", fmtRatio(ratios.q2wVsCeiling)],
-            [
-                "inbound burst / umqtt QoS 0 publish",
-                fmtRatio(ratios.inboundVsQ0),
-            ],
-            [
-                `inbound burst / umqtt QoS 0 publish, writeBuffer ${WRITE_BUFFER}`,
-                fmtRatio(ratios.inboundVsQ0b),
-            ],
-            ["QoS 1 windowed / one fiber", fmtRatio(ratios.q1wVsQ1s)],
-            ["QoS 2 windowed / one fiber", fmtRatio(ratios.q2wVsQ2s)],
+            ["QoS 1 pipelined / QoS 0", fmtRatio(ratios.q1pVsQ0)],
+            ["QoS 2 pipelined / QoS 0", fmtRatio(ratios.q2pVsQ0)],
+            [`QoS 1 pipelined / window of ${WINDOW} fibers`, fmtRatio(ratios.q1pVsQ1w)],
+            [`QoS 2 pipelined / window of ${WINDOW} fibers`, fmtRatio(ratios.q2pVsQ2w)],
+            ["QoS 1 window / one fiber", fmtRatio(ratios.q1wVsQ1s)],
+            ["QoS 2 window / one fiber", fmtRatio(ratios.q2wVsQ2s)],
+            ["inbound burst (QoS 0) / ceiling", fmtRatio(ratios.inboundVsCeiling)],
+            ["inbound burst (QoS 0) / umqtt QoS 0 publish", fmtRatio(ratios.inboundVsQ0)],
+            ["inbound burst QoS 1 / QoS 0", fmtRatio(ratios.inbound1VsInbound)],
         ])
     )
+    const lat = x => (x == null ? "-" : `${x} ms`)
+    const diff = x => (x == null ? "-" : `${x > 0 ? "+" : ""}${x} ms`)
+    const latRows = []
+    for (const [k, label] of [
+        ["q1s", "QoS 1, one fiber"],
+        ["q2s", "QoS 2, one fiber"],
+    ]) {
+        const L = latency[k]
+        if (!L) continue
+        latRows.push([
+            label,
+            lat(L.default.p50),
+            lat(L.default.p99),
+            lat(L.awake?.p50),
+            lat(L.awake?.p99),
+            diff(L.idlePollP50),
+            diff(L.idlePollP99),
+            L.perRun.map(x => (x ? `${x.p50}/${x.p99}` : "-")).join(" "),
+        ])
+    }
+    if (latRows.length) {
+        console.log(
+            "\nLatency of one awaited publish (ms per publish, ds.millis() on the device; median of the runs'" +
+                "\npercentiles; kept awake = the latency probe's run, a fiber sleeping 1 ms so the simulator never" +
+                "\nidles for its 10 ms poll; idle poll = default - kept awake)\n"
+        )
+        console.log(
+            table([
+                [
+                    "",
+                    "p50",
+                    "p99",
+                    "p50 awake",
+                    "p99 awake",
+                    "idle poll p50",
+                    "idle poll p99",
+                    "p50/p99 per run",
+                ],
+                ...latRows,
+            ])
+        )
+    }
     if (sizeSummary) {
         console.log(
             "\nBytecode: the seed's first example (bench/devs/size/); client = app - empty program\n"
@@ -1057,9 +1292,11 @@ function printReport({
             table([
                 ["measurement", "default", "kept awake"],
                 probeRow("umqtt QoS 1 publish, one fiber", "q1s"),
-                probeRow(`umqtt QoS 1 publish, window of ${WINDOW}`, "q1w"),
+                probeRow(`umqtt QoS 1 publish, window of ${WINDOW} fibers`, "q1w"),
+                probeRow(`umqtt QoS 1 pipelined, maxInflight ${PIPE}`, "q1p"),
                 probeRow("umqtt QoS 2 publish, one fiber", "q2s"),
-                probeRow(`umqtt QoS 2 publish, window of ${WINDOW}`, "q2w"),
+                probeRow(`umqtt QoS 2 publish, window of ${WINDOW} fibers`, "q2w"),
+                probeRow(`umqtt QoS 2 pipelined, maxInflight ${PIPE}`, "q2p"),
                 [
                     "umqtt connect(), whole",
                     fmtMs(med.connectMs),
@@ -1090,7 +1327,7 @@ function printReport({
     console.log("\nTargets\n")
     for (const t of targets)
         console.log(
-            `  ${t.pass ? "PASS" : "MISS"}  ${t.name}: ${fmtRatio(t.value)}` +
+            `  ${t.pass ? "PASS" : "MISS"}  ${t.name}: ${t.unit === "rate" ? fmtRate(t.value) : fmtRatio(t.value)}` +
                 `${t.allDelivered === false ? " (not all delivered)" : ""}`
         )
 }
@@ -1100,6 +1337,10 @@ function printReport({
 async function soak() {
     const minutes = option("--soak-minutes", 10, { min: 0.1 })
     const rate = Math.round(option("--soak-rate", 100))
+    // -1: the client's default write buffer
+    const soakWriteBuffer = Math.round(
+        option("--soak-write-buffer", -1, { min: 0 })
+    )
     const seconds = Math.max(10, Math.round(minutes * 60))
     const fibers = 4 // QoS 1 publishes in flight at once: a slow PUBACK delays one slot
     const sampleMs = Math.max(
@@ -1125,9 +1366,11 @@ async function soak() {
             sampleMs,
             allocSize: 16384,
             fibers,
+            writeBuffer: soakWriteBuffer,
         })
         console.log(
-            `# soak: ${seconds} s, ${rate} msg/s each way (QoS 1), a sample every ${sampleMs / 1000} s`
+            `# soak: ${seconds} s, ${rate} msg/s each way (QoS 1), a sample every ${sampleMs / 1000} s, ` +
+                `writeBuffer ${soakWriteBuffer < 0 ? "default" : soakWriteBuffer}`
         )
         const samples = []
         let peerSent = 0
@@ -1263,6 +1506,7 @@ async function soak() {
                 rate,
                 qos: 1,
                 publishFibers: fibers,
+                writeBuffer: soakWriteBuffer < 0 ? "default" : soakWriteBuffer,
                 sampleMs,
                 payloadBytes: PAYLOAD,
                 allocBytes: 16384,

@@ -13,12 +13,28 @@ import {
     packetName,
 } from "../../src/index"
 import { finish } from "./common"
+import {
+    LoopbackBroker,
+    loopbackEnqueueOnly,
+    loopbackPipelined,
+    loopbackQos0,
+} from "./loopback"
 
 export interface ProfileParams {
     port: number
     tag: string
     n: number
     payloadSize: number
+    /** the bench's pipelined window (maxInflight), maxQueued and drain limit */
+    pipeWindow: number
+    maxQueued: number
+    drainTo: number
+}
+
+/** A loopback step: µs per message and socket writes per 1,000 messages. */
+function reportLoop(name: string, n: number, r: number[]) {
+    console.log(`PROF ${name} n=${n} ms=${r[0]} us=${Math.round((r[0] * 1000) / n)}`)
+    console.log(`PROFINFO ${name} writes per 1000: ${Math.round((r[1] * 1000) / n)}`)
 }
 
 let sink = 0
@@ -306,6 +322,41 @@ export async function main(p: ProfileParams) {
         if (i % 64 === 0) await ds.sleep(0)
     }
     report("session-q1-flight+ack", n, t0)
+
+    // --- the publishers against a broker inside the VM (bench/devs/
+    // loopback.ts): no network, no 10 ms poll, so what is left is the
+    // client's own work (and the stub's parser, timed alone below)
+    const lb = new LoopbackBroker()
+    lb.mute = true
+    const twelve = Buffer.alloc(p1.length * 12)
+    for (let i = 0; i < 12; ++i) twelve.blitAt(i * p1.length, p1, 0, p1.length)
+    t0 = ds.millis()
+    for (let i = 1; i <= Math.idiv(n, 12); ++i) {
+        sink += lb.parseOnly(twelve)
+        if (i % 8 === 0) await ds.sleep(0)
+    }
+    report("loopback-parse", Math.idiv(n, 12) * 12, t0)
+    const ln = Math.max(600, n)
+    reportLoop("loopback-q0", ln, await loopbackQos0(topic, msg, ln))
+    for (const w of [8, 32, 64]) {
+        const drainTo = w === p.pipeWindow ? p.drainTo : w
+        reportLoop(
+            `loopback-q1-pipelined-w${w}`,
+            ln,
+            await loopbackPipelined(topic, msg, 1, ln, w, p.maxQueued, drainTo)
+        )
+    }
+    const enqRounds = Math.max(1, Math.idiv(ln, p.pipeWindow + p.maxQueued))
+    reportLoop(
+        `loopback-q1-enqueue-only-w${p.pipeWindow}`,
+        enqRounds * (p.pipeWindow + p.maxQueued),
+        await loopbackEnqueueOnly(topic, msg, 1, enqRounds, p.pipeWindow, p.maxQueued)
+    )
+    reportLoop(
+        `loopback-q2-pipelined-w${p.pipeWindow}`,
+        ln,
+        await loopbackPipelined(topic, msg, 2, ln, p.pipeWindow, p.maxQueued, p.drainTo)
+    )
 
     console.log(`PROF sink ${sink > 0 ? 1 : 0}`)
     await c.disconnect()

@@ -16,6 +16,8 @@ export interface SoakParams {
     allocSize: number
     /** publishing fibers (QoS 1 in flight at once) */
     fibers: number
+    /** the client's writeBuffer option; absent or negative: the default (1024) */
+    writeBuffer?: number
 }
 
 let sent = 0
@@ -70,10 +72,13 @@ async function receiver(c: MQTTClient) {
 }
 
 function sample(c: MQTTClient, p: SoakParams, t0: number) {
-    const a = c as any
     const ok = Buffer.alloc(p.allocSize).length === p.allocSize ? 1 : 0
+    // the public counts (the client's private fields change with its
+    // internals): queued publishes, received messages not yet delivered,
+    // QoS 1/2 in flight, incoming QoS 2 ids awaiting PUBREL
+    const n = c.pending()
     // (a template with 8+ substitutions crashes the compiler: two parts)
-    const q = `outbox=${a.outbox.length} incoming=${a.incoming.length} inflight=${a.session.inflight.length} q2=${a.session.inboundQos2.length}`
+    const q = `outbox=${n.queued} incoming=${n.received} inflight=${n.inflight} q2=${n.awaitingRelease}`
     const t = ds.millis() - t0
     const due = Math.min(p.seconds * p.rate, Math.floor((t * p.rate) / 1000))
     const head = `SAMPLE t=${t} sent=${sent} behind=${due - sent} recv=${recv} alloc=${ok}`
@@ -91,6 +96,7 @@ export async function main(p: SoakParams) {
     const c = new MQTTClient(`bench-soak-${p.tag}`, "127.0.0.1", p.port, {
         keepalive: 30,
         reconn: false,
+        ...(p.writeBuffer >= 0 ? { writeBuffer: p.writeBuffer } : {}),
     })
     c.setCallback((topic, m) => {
         const seq = m.getAt(0, "u32")
