@@ -10,6 +10,11 @@
 // their time bounds. Every `devs build` takes a cross-process lock, since it
 // writes .devicescript/bin, so a file also waits for the other's builds
 // inside its own time bounds.)
+//
+// Builds: a build server (test/tools/buildserver.mjs) keeps the compiler
+// loaded for the whole run, and test/.gen/cache keeps the bytecode by
+// content across runs (test/tools/sim.mjs); the summary at the end counts
+// the compiles.
 
 import { spawn } from "node:child_process"
 import {
@@ -18,11 +23,13 @@ import {
     readdirSync,
     readFileSync,
     rmSync,
+    statSync,
 } from "node:fs"
+import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { mosquittoPath } from "./tools/brokers.mjs"
-import { pidAlive } from "./tools/proc.mjs"
-import { genDir, repoRoot } from "./tools/sim.mjs"
+import { killPid, pidAlive, track } from "./tools/proc.mjs"
+import { buildLogPath, cacheDir, genDir, repoRoot } from "./tools/sim.mjs"
 
 const args = process.argv.slice(2)
 if (args.includes("--full")) process.env.UMQTT_FULL = "1"
@@ -48,12 +55,16 @@ if (mosq) {
 
 // test/.gen: remove what earlier runs left. Generated names end in
 // -<pid>-<n>-<time>.<ext>; files of a process that is still running (another
-// test run in this checkout) and a build lock held by one are kept.
+// test run in this checkout) and a build lock held by one are kept, and so
+// is the build cache (its keys cover every source, so it is never stale).
 mkdirSync(genDir, { recursive: true })
 for (const f of readdirSync(genDir)) {
     const p = join(genDir, f)
     let owner = 0
-    if (f === "build.lock") {
+    if (f === "cache") continue
+    const server = /^buildserver-(\d+)$/.exec(f)
+    if (server) owner = parseInt(server[1])
+    else if (f === "build.lock") {
         try {
             owner = parseInt(readFileSync(join(p, "owner"), "utf8"))
         } catch {}
@@ -63,6 +74,25 @@ for (const f of readdirSync(genDir)) {
     }
     if (owner && owner !== process.pid && pidAlive(owner)) continue
     rmSync(p, { recursive: true, force: true })
+}
+pruneCache(400)
+
+/** Keeps the `keep` most recently used builds of test/.gen/cache. */
+function pruneCache(keep) {
+    if (!existsSync(cacheDir)) return
+    const entries = []
+    for (const f of readdirSync(cacheDir)) {
+        const p = join(cacheDir, f)
+        try {
+            // a .tmp older than a build could take is left by a killed run
+            const st = statSync(p)
+            if (f.endsWith(".tmp")) {
+                if (Date.now() - st.mtimeMs > 600_000) rmSync(p, { force: true })
+            } else entries.push({ p, t: st.mtimeMs })
+        } catch {}
+    }
+    entries.sort((a, b) => b.t - a.t)
+    for (const e of entries.slice(keep)) rmSync(e.p, { force: true })
 }
 
 const files = existsSync(nodeDir)
@@ -84,16 +114,83 @@ const profile = fullProfile
 console.log(`profile: ${profile}`)
 console.log(`running ${files.length} test file(s): ${files.join(" ")}`)
 
+const started = Date.now()
+const env = { ...process.env }
+const server = await startBuildServer()
+if (server) env.UMQTT_BUILD_SERVER = server.sock
+
 const child = spawn(
     process.execPath,
     ["--test", "--test-reporter=spec", "--test-concurrency=1", ...files],
-    { stdio: "inherit" }
+    { stdio: "inherit", env }
 )
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig))
+for (const sig of ["SIGINT", "SIGTERM"])
+    process.on(sig, () => {
+        child.kill(sig)
+        if (server) killPid(server.pid)
+    })
 child.on("exit", (code, signal) => {
+    if (server) killPid(server.pid)
+    summary()
     if (signal) {
         console.error(`node --test ended by ${signal}`)
         process.exit(1)
     }
     process.exit(code ?? 1)
 })
+
+/**
+ * Starts test/tools/buildserver.mjs; resolves once it listens, or with
+ * undefined (the tests then run `devs build` themselves) when it does not
+ * start within 20 s.
+ * @returns {Promise<{ pid: number, sock: string }|undefined>}
+ */
+function startBuildServer() {
+    const sock = join(tmpdir(), `umqtt-build-${process.pid}.sock`)
+    const proc = spawn(
+        process.execPath,
+        [join(repoRoot, "test/tools/buildserver.mjs"), sock],
+        // stdin: a pipe that closes when this process ends, however it ends,
+        // and the server exits with it
+        { cwd: repoRoot, detached: true, stdio: ["pipe", "pipe", "inherit"] }
+    )
+    track(proc, "build server")
+    return new Promise(resolvePromise => {
+        const give = v => {
+            clearTimeout(timer)
+            resolvePromise(v)
+        }
+        const timer = setTimeout(() => {
+            console.error("build server: not ready in 20 s; the tests build by themselves")
+            killPid(proc.pid)
+            give(undefined)
+        }, 20_000)
+        let out = ""
+        proc.stdout.setEncoding("utf8")
+        proc.stdout.on("data", d => {
+            out += d
+            if (/^ready$/m.test(out)) give({ pid: proc.pid, sock })
+        })
+        proc.on("exit", () => give(undefined))
+    })
+}
+
+/** Prints how many builds compiled and how many came from the cache. */
+function summary() {
+    let compiled = 0
+    let cached = 0
+    let ms = 0
+    try {
+        for (const l of readFileSync(buildLogPath, "utf8").split("\n")) {
+            const [what, t] = l.split(" ")
+            if (what === "compiled") {
+                compiled++
+                ms += +t
+            } else if (what === "cached") cached++
+        }
+    } catch {}
+    console.log(
+        `builds: ${compiled} compiled (${(ms / 1000).toFixed(0)} s), ${cached} from the cache; ` +
+            `${((Date.now() - started) / 1000).toFixed(0)} s in all`
+    )
+}
