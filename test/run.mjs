@@ -29,11 +29,23 @@ import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { mosquittoPath } from "./tools/brokers.mjs"
 import { killPid, pidAlive, track } from "./tools/proc.mjs"
-import { buildLogPath, cacheDir, genDir, repoRoot } from "./tools/sim.mjs"
+import { configuredSource } from "./tools/devconfig.mjs"
+import {
+    buildLogPath,
+    cacheDir,
+    genDir,
+    importSpec,
+    prebuild,
+    repoRoot,
+    scenarioSource,
+    writeGenerated,
+} from "./tools/sim.mjs"
 
 const args = process.argv.slice(2)
 if (args.includes("--full")) process.env.UMQTT_FULL = "1"
-const filters = args.filter(a => a !== "--full")
+const jobsArg = args.find(a => /^--jobs=\d+$/.test(a))
+const jobs = jobsArg ? parseInt(jobsArg.slice(7)) : 1
+const filters = args.filter(a => a !== "--full" && a !== jobsArg)
 const fullProfile = /^(1|true)$/i.test(process.env.UMQTT_FULL || "")
 const nodeDir = join(repoRoot, "test", "node")
 const ci = /^(true|1)$/i.test(process.env.CI || "")
@@ -119,9 +131,19 @@ const env = { ...process.env }
 const server = await startBuildServer()
 if (server) env.UMQTT_BUILD_SERVER = server.sock
 
+if (server) await prebuildAhead(server.sock)
+
 const child = spawn(
     process.execPath,
-    ["--test", "--test-reporter=spec", "--test-concurrency=1", ...files],
+    [
+        "--test",
+        "--test-reporter=spec",
+        "--test-reporter-destination=stdout",
+        `--test-reporter=${join(repoRoot, "test/tools/filetimes.mjs")}`,
+        "--test-reporter-destination=stdout",
+        `--test-concurrency=${jobs}`,
+        ...files,
+    ],
     { stdio: "inherit", env }
 )
 for (const sig of ["SIGINT", "SIGTERM"])
@@ -175,22 +197,69 @@ function startBuildServer() {
     })
 }
 
+/**
+ * Queues on the build server, behind the tests' own builds, the programs
+ * the test files will build, in the order the files run, so that builds
+ * overlap with the simulator runs of the files before. The list comes from
+ * the test sources: every scenario module named there (one that exports
+ * `main`), as the entry writeEntry or, in the files that use it,
+ * startConfigured writes; and the unit test files. A miss costs only a
+ * build: a test builds what it needs either way.
+ */
+async function prebuildAhead(sock) {
+    const sources = []
+    const seen = new Set()
+    const add = (name, src) => {
+        if (seen.has(src)) return
+        seen.add(src)
+        sources.push({ name, src })
+    }
+    for (const f of files) {
+        const text = readFileSync(f, "utf8")
+        const configured = text.includes("startConfigured(")
+        for (const [, mod] of text.matchAll(/["'`](test\/(?:devs|tools\/fixtures)\/[\w.-]+\.ts)["'`]/g)) {
+            let modText
+            try {
+                modText = readFileSync(join(repoRoot, mod), "utf8")
+            } catch {
+                continue
+            }
+            if (!/^export (async )?function main\(/m.test(modText)) continue
+            add(mod, configured ? configuredSource(mod) : scenarioSource(mod))
+        }
+        // test/node/unit.test.mjs: each unit test file, imported (no parameters)
+        if (text.includes("test/unit/"))
+            for (const u of readdirSync(join(repoRoot, "test/unit")).filter(u => u.endsWith(".ts")).sort())
+                add(`test/unit/${u}`, `import ${JSON.stringify(importSpec(`test/unit/${u}`))}\n`)
+    }
+    const entries = sources.map(({ name, src }) =>
+        writeGenerated(`prebuild-${name.replace(/^.*\//, "").replace(/\.ts$/, "")}`, src)
+    )
+    try {
+        await prebuild(entries, sock)
+    } catch (e) {
+        console.error(`build server: prebuild not queued: ${e.message}`)
+    }
+}
+
 /** Prints how many builds compiled and how many came from the cache. */
 function summary() {
     let compiled = 0
-    let cached = 0
     let ms = 0
+    let waited = 0
+    let cached = 0
     try {
         for (const l of readFileSync(buildLogPath, "utf8").split("\n")) {
             const [what, t] = l.split(" ")
             if (what === "compiled") {
                 compiled++
                 ms += +t
-            } else if (what === "cached") cached++
+            } else if (what === "waited") waited++
+            else if (what === "cached") cached++
         }
     } catch {}
     console.log(
-        `builds: ${compiled} compiled (${(ms / 1000).toFixed(0)} s), ${cached} from the cache; ` +
-            `${((Date.now() - started) / 1000).toFixed(0)} s in all`
+        `builds: ${compiled} compiles (${(ms / 1000).toFixed(0)} s); the tests took ${cached} from the cache ` +
+            `and waited for ${waited}; ${((Date.now() - started) / 1000).toFixed(0)} s in all`
     )
 }

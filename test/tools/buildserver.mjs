@@ -4,18 +4,23 @@
 // (test/tools/compiler.mjs) and compiles one entry at a time for the tests'
 // buildDevs (test/tools/sim.mjs), which cache the results.
 //
-// Protocol: the client sends one JSON line { entry, dest } (absolute
-// paths), the server answers one JSON line { ok, output } once the bytecode
-// is at `dest` (ok) or the compile failed (output: the compiler's).
+// Protocol: one JSON line each way. { entry, dest } (absolute paths):
+// compile `entry` into the cache file `dest` (written atomically); the answer
+// { ok, output } comes once it is there, or with the compiler's output when
+// the compile failed. { prebuild: [{ entry, dest }, ...] }: queue these
+// behind every requested build (test/run.mjs, for the files ahead), answered
+// at once. A request for an entry already queued or compiling waits for
+// that compile.
 //
 // It writes "ready" on stdout once listening, and exits when its stdin
 // closes (test/run.mjs ended, however it ended).
 
-import { copyFileSync, rmSync } from "node:fs"
+import { copyFileSync, existsSync, renameSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
 import { join } from "node:path"
 import { compileInProcess, preload } from "./compiler.mjs"
-import { genDir, withBuildLock } from "./sim.mjs"
+import { genDir, logBuild, repoRoot, withBuildLock } from "./sim.mjs"
+import { relative } from "node:path"
 
 const sock = process.argv[2]
 if (!sock) {
@@ -24,25 +29,73 @@ if (!sock) {
 }
 const workDir = join(genDir, `buildserver-${process.pid}`)
 
-let chain = Promise.resolve()
+/** @type {Map<string, { entry: string, dest: string, urgent: boolean, done: Promise<{ ok: boolean, output: string }>, settle: (r: any) => void }>} */
+const jobs = new Map() // dest -> job, until compiled
+let busy = false
 let count = 0
 
+function enqueue(entry, dest, urgent) {
+    let job = jobs.get(dest)
+    if (!job) {
+        let settle
+        const done = new Promise(r => (settle = r))
+        job = { entry, dest, urgent, done, settle }
+        jobs.set(dest, job)
+        setImmediate(work)
+    }
+    if (urgent) job.urgent = true
+    return job.done
+}
+
+/** Compiles the queued jobs one at a time: the requested ones first, in order. */
+async function work() {
+    if (busy) return
+    const queued = [...jobs.values()].filter(j => !j.started)
+    const job = queued.find(j => j.urgent) || queued[0]
+    if (!job) return
+    busy = true
+    job.started = true
+    let res
+    const t0 = Date.now()
+    try {
+        res = await compile(job.entry, job.dest)
+        logBuild("compiled", Date.now() - t0, relative(repoRoot, job.entry))
+    } catch (e) {
+        res = { ok: false, output: `build server: ${e?.stack || e}` }
+    }
+    jobs.delete(job.dest)
+    job.settle(res)
+    busy = false
+    setImmediate(work)
+}
+
 /** Compiles under the build lock (the compiler also writes .devicescript/lib and gen). */
-function build(entry, dest) {
-    const run = chain.then(() =>
-        withBuildLock(async () => {
-            const outDir = join(workDir, String(++count))
-            try {
-                const r = await compileInProcess(entry, outDir)
-                if (r.ok) copyFileSync(r.bytecode, dest)
-                return { ok: r.ok, output: r.output }
-            } finally {
-                rmSync(outDir, { recursive: true, force: true })
+function compile(entry, dest) {
+    return withBuildLock(async () => {
+        const outDir = join(workDir, String(++count))
+        try {
+            const r = await compileInProcess(entry, outDir)
+            if (r.ok) {
+                const tmp = join(outDir, "cache.tmp")
+                copyFileSync(r.bytecode, tmp)
+                renameSync(tmp, dest)
             }
-        })
-    )
-    chain = run.catch(() => {})
-    return run
+            return { ok: r.ok, output: r.output }
+        } finally {
+            rmSync(outDir, { recursive: true, force: true })
+        }
+    })
+}
+
+async function answer(request) {
+    if (Array.isArray(request.prebuild)) {
+        for (const { entry, dest } of request.prebuild)
+            if (!existsSync(dest)) enqueue(entry, dest, false)
+        return { ok: true, output: "" }
+    }
+    const { entry, dest } = request
+    if (existsSync(dest)) return { ok: true, output: "" }
+    return enqueue(entry, dest, true)
 }
 
 const server = createServer(conn => {
@@ -57,8 +110,7 @@ const server = createServer(conn => {
         buf = ""
         let res
         try {
-            const { entry, dest } = JSON.parse(line)
-            res = await build(entry, dest)
+            res = await answer(JSON.parse(line))
         } catch (e) {
             res = { ok: false, output: `build server: ${e?.stack || e}` }
         }

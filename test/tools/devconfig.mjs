@@ -2,8 +2,8 @@
 // (test/devs/devconfig.ts) from a retained message on the test's broker:
 // the program connects a client of its own first and prints CONFIG, and the
 // test can publish and wait in between. (Only the broker's port and the
-// topic go into the bytecode, written by buildDevs; the build itself is one
-// per module and run, test/tools/sim.mjs.)
+// topic go into the bytecode, written there by buildDevs: one build of a
+// module serves all runs, test/tools/sim.mjs.)
 
 import { basename } from "node:path"
 import { connectPeer, endPeer } from "./brokers.mjs"
@@ -12,19 +12,26 @@ import { buildDevs, importSpec, paramsSource, startDevice, writeGenerated } from
 const builds = new Map() // "module@port" -> Promise<string> (.devs path)
 let chain = Promise.resolve()
 
+/**
+ * The entry of a program that reads its parameters with readConfig (the
+ * same for every module's run: one build).
+ * @param {string} scenarioModule absolute or repo-relative
+ */
+export function configuredSource(scenarioModule) {
+    return (
+        `import { readConfig } from ${JSON.stringify(importSpec("test/devs/devconfig.ts"))}\n` +
+        `import { main } from ${JSON.stringify(importSpec(scenarioModule))}\n` +
+        paramsSource("where") +
+        `const params = await readConfig(where.port, where.topic)\n` +
+        `await main(params)\n`
+    )
+}
+
 function build(scenarioModule, port, topic) {
     const key = `${scenarioModule}@${port}`
     if (!builds.has(key)) {
         const name = basename(scenarioModule).replace(/\.ts$/, "")
-        const entry = writeGenerated(
-            `${name}-cfg`,
-            `import { readConfig } from ${JSON.stringify(importSpec("test/devs/devconfig.ts"))}\n` +
-                `import { main } from ${JSON.stringify(importSpec(scenarioModule))}\n` +
-                paramsSource("where") +
-                `const params = await readConfig(where.port, where.topic)\n` +
-                `await main(params)\n`,
-            JSON.stringify({ port, topic })
-        )
+        const entry = writeGenerated(`${name}-cfg`, configuredSource(scenarioModule), JSON.stringify({ port, topic }))
         const p = buildDevs(entry, `${name}-cfg`)
         p.catch(() => builds.delete(key))
         builds.set(key, p)

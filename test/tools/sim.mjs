@@ -254,7 +254,12 @@ function sourcesHash() {
     return h.digest("hex")
 }
 
-function logBuild(what, ms, rel) {
+/**
+ * Appends to test/.gen/builds.log: "compiled" (a compile), "waited" (for
+ * the build server's compile) or "cached", the milliseconds, the entry and
+ * the test file.
+ */
+export function logBuild(what, ms, rel) {
     try {
         mkdirSync(genDir, { recursive: true })
         const file = basename(process.argv[1] || "?")
@@ -270,19 +275,14 @@ const inflight = new Map() // cache key -> Promise<string> (path in cacheDir)
  * @returns {Promise<string>} path of the cached .devs (never modify it)
  */
 function buildCache(abs) {
-    const rel = relative(repoRoot, abs)
-    let text
+    let rel = relative(repoRoot, abs)
+    let file
     try {
-        text = readFileSync(abs, "utf8")
+        ;({ rel, file } = cacheEntry(abs))
     } catch (e) {
         return Promise.reject(new Error(`devs build ${rel} failed: ${e.message}`))
     }
-    // the directory counts: the entry's relative imports resolve from it
-    const key = createHash("sha256")
-        .update(`${CACHE_FORMAT}\0${dirname(rel)}\0${text}\0${sourcesHash()}`)
-        .digest("hex")
-        .slice(0, 40)
-    const file = join(cacheDir, `${key}.devs`)
+    const key = basename(file)
     if (existsSync(file)) {
         // the mtime orders the cache for pruning (test/run.mjs)
         try {
@@ -295,7 +295,8 @@ function buildCache(abs) {
     if (!inflight.has(key)) {
         const t0 = Date.now()
         const p = compileTo(abs, file).then(() => {
-            logBuild("compiled", Date.now() - t0, rel)
+            // with the server, it logs the compile: here the wait for it
+            logBuild(process.env.UMQTT_BUILD_SERVER ? "waited" : "compiled", Date.now() - t0, rel)
             return file
         })
         p.finally(() => inflight.delete(key)).catch(() => {})
@@ -310,15 +311,50 @@ function buildCache(abs) {
  */
 async function compileTo(abs, file) {
     mkdirSync(cacheDir, { recursive: true })
+    // the server stores into the cache itself (it may be building this
+    // entry already, from another test file or ahead of time)
+    if (process.env.UMQTT_BUILD_SERVER)
+        return serverBuild(process.env.UMQTT_BUILD_SERVER, { entry: abs, dest: file })
     const tmp = `${file}.${unique()}.tmp`
     try {
-        if (process.env.UMQTT_BUILD_SERVER)
-            await serverBuild(process.env.UMQTT_BUILD_SERVER, abs, tmp)
-        else await cliBuild(abs, tmp)
+        await cliBuild(abs, tmp)
         renameSync(tmp, file)
     } finally {
         rmSync(tmp, { force: true })
     }
+}
+
+/**
+ * The cache key of an entry file: its text and directory, and sourcesHash.
+ * @param {string} abs absolute path of the entry
+ * @returns {{ rel: string, file: string }} file: its path in the cache
+ */
+function cacheEntry(abs) {
+    const rel = relative(repoRoot, abs)
+    const text = readFileSync(abs, "utf8")
+    // the directory counts: the entry's relative imports resolve from it
+    const key = createHash("sha256")
+        .update(`${CACHE_FORMAT}\0${dirname(rel)}\0${text}\0${sourcesHash()}`)
+        .digest("hex")
+        .slice(0, 40)
+    return { rel, file: join(cacheDir, `${key}.devs`) }
+}
+
+/**
+ * Asks the build server to compile entry files into the cache ahead of
+ * time, behind the tests' own builds (test/run.mjs). Resolves once the
+ * server has them queued; failures surface when a test builds the entry.
+ * @param {string[]} entries absolute paths
+ * @param {string} [sock] the server's socket (default: UMQTT_BUILD_SERVER)
+ */
+export async function prebuild(entries, sock = process.env.UMQTT_BUILD_SERVER) {
+    if (!sock) return
+    const jobs = []
+    for (const abs of entries) {
+        const { file } = cacheEntry(abs)
+        if (!existsSync(file)) jobs.push({ entry: abs, dest: file })
+    }
+    if (jobs.length) await serverBuild(sock, { prebuild: jobs })
 }
 
 /** `devs build` in a child process, under the build lock. */
@@ -349,11 +385,12 @@ function cliBuild(abs, dest) {
 }
 
 /**
- * A compile by the build server on the Unix socket `sock`: one JSON line
- * each way. Time-bounded like a `devs build` plus the wait for the lock.
+ * A request to the build server on the Unix socket `sock`
+ * (test/tools/buildserver.mjs): one JSON line each way. Time-bounded like a
+ * `devs build` plus the wait for the lock.
  */
-function serverBuild(sock, abs, dest) {
-    const rel = relative(repoRoot, abs)
+function serverBuild(sock, request) {
+    const rel = request.entry ? relative(repoRoot, request.entry) : "(prebuild)"
     const timeoutMs = BUILD_TIMEOUT_MS + LOCK_WAIT_MS
     return new Promise((resolvePromise, reject) => {
         const c = connect(sock)
@@ -373,7 +410,7 @@ function serverBuild(sock, abs, dest) {
             timeoutMs
         )
         c.setEncoding("utf8")
-        c.on("connect", () => c.write(JSON.stringify({ entry: abs, dest }) + "\n"))
+        c.on("connect", () => c.write(JSON.stringify(request) + "\n"))
         c.on("data", d => {
             buf += d
             const i = buf.indexOf("\n")
@@ -477,20 +514,27 @@ export async function writeEntry(scenarioModule, params, name, { compiled = fals
     const spec = importSpec(abs)
     name = safeName(name || basename(abs).replace(/\.ts$/, ""))
     const json = params === undefined || compiled ? undefined : linkableJson(params)
-    if (json !== undefined)
-        return writeGenerated(
-            name,
-            `import { main } from ${JSON.stringify(spec)}\n${paramsSource("params")}` +
-                // the compiler requires `await` on calls of async functions
-                `await main(params)\n`,
-            json
-        )
+    if (json !== undefined) return writeGenerated(name, scenarioSource(abs), json)
     return writeGenerated(
         name,
         params === undefined
             ? `import ${JSON.stringify(spec)}\n`
             : `import { main } from ${JSON.stringify(spec)}\n` +
                   `await main(${JSON.stringify(params)})\n`
+    )
+}
+
+/**
+ * The source of writeEntry's entry for a scenario module whose parameters
+ * are written into the bytecode (the same for every run: one build).
+ * @param {string} scenarioModule absolute or repo-relative
+ */
+export function scenarioSource(scenarioModule) {
+    return (
+        `import { main } from ${JSON.stringify(importSpec(scenarioModule))}\n` +
+        paramsSource("params") +
+        // the compiler requires `await` on calls of async functions
+        `await main(params)\n`
     )
 }
 
