@@ -31,6 +31,8 @@ import { mosquittoPath } from "./tools/brokers.mjs"
 import { killPid, pidAlive, track } from "./tools/proc.mjs"
 import { configuredSource } from "./tools/devconfig.mjs"
 import {
+    bundleModules,
+    bundleSource,
     buildLogPath,
     cacheDir,
     genDir,
@@ -201,14 +203,15 @@ function startBuildServer() {
  * Queues on the build server, behind the tests' own builds, the programs
  * the test files will build, in the order the files run, so that builds
  * overlap with the simulator runs of the files before. The list comes from
- * the test sources: every scenario module named there (one that exports
- * `main`), as the entry writeEntry or, in the files that use it,
- * startConfigured writes; and the unit test files. A miss costs only a
- * build: a test builds what it needs either way.
+ * the test sources: the bundle of all scenarios when a file names one
+ * (or, for a module outside it, the entry writeEntry or startConfigured
+ * writes), and the unit test files. A miss costs only a build: a test
+ * builds what it needs either way.
  */
 async function prebuildAhead(sock) {
     const sources = []
     const seen = new Set()
+    const bundled = bundleModules()
     const add = (name, src) => {
         if (seen.has(src)) return
         seen.add(src)
@@ -225,7 +228,8 @@ async function prebuildAhead(sock) {
                 continue
             }
             if (!/^export (async )?function main\(/m.test(modText)) continue
-            add(mod, configured ? configuredSource(mod) : scenarioSource(mod))
+            if (bundled.includes(mod)) add("bundle", bundleSource())
+            else add(mod, configured ? configuredSource(mod) : scenarioSource(mod))
         }
         // test/node/unit.test.mjs: each unit test file, imported (no parameters)
         if (text.includes("test/unit/"))

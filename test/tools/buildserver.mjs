@@ -31,6 +31,7 @@ const workDir = join(genDir, `buildserver-${process.pid}`)
 
 /** @type {Map<string, { entry: string, dest: string, urgent: boolean, done: Promise<{ ok: boolean, output: string }>, settle: (r: any) => void }>} */
 const jobs = new Map() // dest -> job, until compiled
+const failed = new Map() // dest -> the answer of its failed compile
 let busy = false
 let count = 0
 
@@ -64,6 +65,7 @@ async function work() {
         res = { ok: false, output: `build server: ${e?.stack || e}` }
     }
     jobs.delete(job.dest)
+    if (!res.ok) failed.set(job.dest, res)
     job.settle(res)
     busy = false
     setImmediate(work)
@@ -90,11 +92,13 @@ function compile(entry, dest) {
 async function answer(request) {
     if (Array.isArray(request.prebuild)) {
         for (const { entry, dest } of request.prebuild)
-            if (!existsSync(dest)) enqueue(entry, dest, false)
+            if (!existsSync(dest) && !failed.has(dest)) enqueue(entry, dest, false)
         return { ok: true, output: "" }
     }
     const { entry, dest } = request
     if (existsSync(dest)) return { ok: true, output: "" }
+    // the key of `dest` covers every input: a failed compile fails again
+    if (failed.has(dest)) return failed.get(dest)
     return enqueue(entry, dest, true)
 }
 

@@ -2,19 +2,20 @@
 // (test/devs/devconfig.ts) from a retained message on the test's broker:
 // the program connects a client of its own first and prints CONFIG, and the
 // test can publish and wait in between. (Only the broker's port and the
-// topic go into the bytecode, written there by buildDevs: one build of a
-// module serves all runs, test/tools/sim.mjs.)
+// topic go into the bytecode, written there by buildDevs: one build serves
+// all runs, test/tools/sim.mjs.)
 
-import { basename } from "node:path"
+import { basename, resolve } from "node:path"
 import { connectPeer, endPeer } from "./brokers.mjs"
-import { buildDevs, importSpec, paramsSource, startDevice, writeGenerated } from "./sim.mjs"
+import { buildDevs, importSpec, paramsSource, repoRoot, startDevice, writeScenarioEntry } from "./sim.mjs"
 
 const builds = new Map() // "module@port" -> Promise<string> (.devs path)
 let chain = Promise.resolve()
 
 /**
- * The entry of a program that reads its parameters with readConfig (the
- * same for every module's run: one build).
+ * The entry of a program that reads its parameters with readConfig, for a
+ * module outside sim.mjs's bundle of all scenarios or when the bundle does
+ * not compile.
  * @param {string} scenarioModule absolute or repo-relative
  */
 export function configuredSource(scenarioModule) {
@@ -31,7 +32,13 @@ function build(scenarioModule, port, topic) {
     const key = `${scenarioModule}@${port}`
     if (!builds.has(key)) {
         const name = basename(scenarioModule).replace(/\.ts$/, "")
-        const entry = writeGenerated(`${name}-cfg`, configuredSource(scenarioModule), JSON.stringify({ port, topic }))
+        const where = { port, topic }
+        const entry = writeScenarioEntry(
+            resolve(repoRoot, scenarioModule),
+            `${name}-cfg`,
+            { where },
+            { src: configuredSource(scenarioModule), json: JSON.stringify(where) }
+        )
         const p = buildDevs(entry, `${name}-cfg`)
         p.catch(() => builds.delete(key))
         builds.set(key, p)

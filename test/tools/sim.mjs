@@ -268,6 +268,7 @@ export function logBuild(what, ms, rel) {
 }
 
 const inflight = new Map() // cache key -> Promise<string> (path in cacheDir)
+const failed = new Map() // cache key -> Error
 
 /**
  * The bytecode of an entry file, from the cache or compiled into it.
@@ -292,6 +293,8 @@ function buildCache(abs) {
         logBuild("cached", 0, rel)
         return Promise.resolve(file)
     }
+    // a compile is deterministic: a key that failed fails again
+    if (failed.has(key)) return Promise.reject(failed.get(key))
     if (!inflight.has(key)) {
         const t0 = Date.now()
         const p = compileTo(abs, file).then(() => {
@@ -299,7 +302,7 @@ function buildCache(abs) {
             logBuild(process.env.UMQTT_BUILD_SERVER ? "waited" : "compiled", Date.now() - t0, rel)
             return file
         })
-        p.finally(() => inflight.delete(key)).catch(() => {})
+        p.catch(e => failed.set(key, e)).finally(() => inflight.delete(key))
         inflight.set(key, p)
     }
     return inflight.get(key)
@@ -440,13 +443,16 @@ const linked = new Map() // entry path -> parameters JSON
 
 /**
  * The parameters as JSON that fits the entry's literal, or undefined when
- * they must be compiled in: the literal is patched in place, so the JSON
- * must be ASCII (one byte a character) and fit its room.
+ * they must be compiled in. The literal is patched in place, so the JSON is
+ * made ASCII (one byte a character): other characters as \\u escapes,
+ * which the device's JSON.parse decodes.
  */
 function linkableJson(params) {
-    const json = JSON.stringify(params)
+    const json = JSON.stringify(params)?.replace(
+        /[\u007f-\uffff]/g,
+        c => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0")
+    )
     if (json === undefined || json.length > PARAMS_ROOM) return undefined
-    if (!/^[\x20-\x7e]*$/.test(json)) return undefined
     return json
 }
 
@@ -486,11 +492,19 @@ export function linkParams(bytecode, json) {
 export async function buildDevs(entryTs, name) {
     const abs = resolve(repoRoot, entryTs)
     name = safeName(name || basename(abs).replace(/\.ts$/, ""))
-    const cached = await buildCache(abs)
+    const link = linked.get(abs)
+    let cached
+    try {
+        cached = await buildCache(abs)
+    } catch (e) {
+        if (!link?.fallback) throw e
+        // the bundle of all scenarios does not compile: this scenario alone,
+        // so that only the tests of a broken one fail, with its own errors
+        return buildDevs(writeGenerated(name, link.fallback.src, link.fallback.json), name)
+    }
     const out = join(genDir, `${name}-${unique()}.devs`)
-    const json = linked.get(abs)
-    if (json === undefined) copyFileSync(cached, out)
-    else writeFileSync(out, linkParams(readFileSync(cached), json))
+    if (!link) copyFileSync(cached, out)
+    else writeFileSync(out, linkParams(readFileSync(cached), link.json))
     return out
 }
 
@@ -514,7 +528,8 @@ export async function writeEntry(scenarioModule, params, name, { compiled = fals
     const spec = importSpec(abs)
     name = safeName(name || basename(abs).replace(/\.ts$/, ""))
     const json = params === undefined || compiled ? undefined : linkableJson(params)
-    if (json !== undefined) return writeGenerated(name, scenarioSource(abs), json)
+    if (json !== undefined)
+        return writeScenarioEntry(abs, name, { params: JSON.parse(json) }, { src: scenarioSource(abs), json })
     return writeGenerated(
         name,
         params === undefined
@@ -525,8 +540,72 @@ export async function writeEntry(scenarioModule, params, name, { compiled = fals
 }
 
 /**
- * The source of writeEntry's entry for a scenario module whose parameters
- * are written into the bytecode (the same for every run: one build).
+ * Writes the entry for one run of a scenario: the bundle of all scenarios
+ * (bundleSource) when the module is one of them, else `alone`.
+ * @param {string} abs the scenario module
+ * @param {string} name base name of the entry file
+ * @param {{ params: any } | { where: { port: number, topic: string } }} run
+ *   the run's parameters, or where readConfig finds them (test/tools/devconfig.mjs)
+ * @param {{ src: string, json: string }} alone the entry for this module
+ *   alone, used when the bundle does not compile
+ * @returns {string} absolute path of the entry file
+ */
+export function writeScenarioEntry(abs, name, run, alone) {
+    const rel = relative(repoRoot, abs).split("\\").join("/")
+    if (!bundleModules().includes(rel)) return writeGenerated(name, alone.src, alone.json)
+    const json = linkableJson({ scenario: rel, ...run })
+    if (json === undefined) return writeGenerated(name, alone.src, alone.json)
+    return writeGenerated(name, bundleSource(), json, alone)
+}
+
+/**
+ * The scenario modules of the bundle: those of test/devs and
+ * test/tools/fixtures that export `main` and bring nothing that a module
+ * alone would not have at start-up: no class of their own and no import
+ * but @devicescript/core and src/. (The program sets up the prototypes of
+ * all its classes when it starts; in the 64 KB heap, the extra objects of
+ * codec-echo.ts, with its classes and packages, were enough to make the
+ * 2 x 16 KB messages of large-alt.ts run out of memory.)
+ * @returns {string[]} repo-relative, sorted
+ */
+export function bundleModules() {
+    const mods = []
+    for (const dir of ["test/devs", "test/tools/fixtures"])
+        for (const f of readdirSync(join(repoRoot, dir)).filter(f => f.endsWith(".ts")).sort()) {
+            const text = readFileSync(join(repoRoot, dir, f), "utf8")
+            if (!/^export (async )?function main\(/m.test(text)) continue
+            if (/^\s*(export )?(abstract )?class /m.test(text)) continue
+            const imports = [...text.matchAll(/^import\b[^"]*"([^"]+)"/gm)].map(m => m[1])
+            if (imports.every(i => i === "@devicescript/core" || i.startsWith("../../src/")))
+                mods.push(`${dir}/${f}`)
+        }
+    return mods
+}
+
+/**
+ * One program with the scenarios of bundleModules: one build serves all
+ * their runs. The bytecode's parameters name the scenario, and hold its
+ * parameters or where test/devs/devconfig.ts reads them. (One compile of
+ * all of them costs about three of one alone.)
+ */
+export function bundleSource() {
+    const mods = bundleModules()
+    return (
+        `// test/tools/sim.mjs (bundleSource): scenarios, the one to run named in the parameters\n` +
+        `import { readConfig } from ${JSON.stringify(importSpec("test/devs/devconfig.ts"))}\n` +
+        mods.map((m, i) => `import { main as main${i} } from ${JSON.stringify(importSpec(m))}\n`).join("") +
+        paramsSource("run") +
+        `const params = run.where ? await readConfig(run.where.port, run.where.topic) : run.params\n` +
+        mods
+            .map((m, i) => `${i ? "else " : ""}if (run.scenario === ${JSON.stringify(m)}) await main${i}(params)\n`)
+            .join("") +
+        `else throw new Error("no scenario " + run.scenario)\n`
+    )
+}
+
+/**
+ * The source of writeEntry's entry for a scenario module alone, its
+ * parameters written into the bytecode (the same for every run: one build).
  * @param {string} scenarioModule absolute or repo-relative
  */
 export function scenarioSource(scenarioModule) {
@@ -573,16 +652,18 @@ export function paramsSource(variable) {
  * @param {string} name
  * @param {string} src
  * @param {string} [json] from JSON.stringify: ASCII, at most PARAMS_ROOM characters
+ * @param {{ src: string, json: string }} [fallback] what buildDevs builds
+ *   instead when `src` does not compile
  * @returns {string} absolute path of the entry file
  */
-export function writeGenerated(name, src, json) {
+export function writeGenerated(name, src, json, fallback) {
     mkdirSync(genDir, { recursive: true })
     const file = join(genDir, `${safeName(name)}-${unique()}.ts`)
     writeFileSync(file, src)
     if (json !== undefined) {
         if (json.length > PARAMS_ROOM || !/^[\x20-\x7e]*$/.test(json))
             throw new Error(`parameters too long or not ASCII for the bytecode: ${json.slice(0, 80)}`)
-        linked.set(file, json)
+        linked.set(file, { json, fallback })
     }
     return file
 }
