@@ -109,11 +109,19 @@ function pruneCache(keep) {
     for (const e of entries.slice(keep)) rmSync(e.p, { force: true })
 }
 
+// The longest files first (about 140, 60, 45, 40 and 35 s), the others by
+// name: with files side by side, a long one started last would hold up
+// the end of the run.
+const LONG_FIRST = ["unit", "codec", "client-broker", "hostile", "faults"]
+const rank = f => {
+    const i = LONG_FIRST.indexOf(f.replace(/\.test\.mjs$/, ""))
+    return i < 0 ? LONG_FIRST.length : i
+}
 const files = existsSync(nodeDir)
     ? readdirSync(nodeDir)
           .filter(f => f.endsWith(".test.mjs"))
           .filter(f => !filters.length || filters.some(s => f.includes(s)))
-          .sort()
+          .sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))
           .map(f => relative(process.cwd(), join(nodeDir, f)))
     : []
 if (!files.length) {
@@ -135,33 +143,95 @@ if (server) env.UMQTT_BUILD_SERVER = server.sock
 
 if (server) await prebuildAhead(server.sock)
 
-const child = spawn(
-    process.execPath,
-    [
-        "--test",
-        "--test-reporter=spec",
-        "--test-reporter-destination=stdout",
-        `--test-reporter=${join(repoRoot, "test/tools/filetimes.mjs")}`,
-        "--test-reporter-destination=stdout",
-        `--test-concurrency=${jobs}`,
-        ...files,
-    ],
-    { stdio: "inherit", env }
-)
-for (const sig of ["SIGINT", "SIGTERM"])
-    process.on(sig, () => {
-        child.kill(sig)
+const results = await runFiles(files, jobs)
+if (server) killPid(server.pid)
+report(results)
+process.exit(results.every(r => r.ok) ? 0 : 1)
+
+/**
+ * Runs `node --test <file>` for each file, `jobs` at a time, in the given
+ * order (node --test itself would start them by name). With one job the
+ * output streams; with more, each file's output is printed whole when it
+ * ends.
+ * @returns {Promise<{ file: string, ok: boolean, ms: number, counts: Record<string, number> }[]>}
+ */
+async function runFiles(list, jobs) {
+    const results = []
+    const queue = [...list]
+    const running = new Set()
+    const stop = sig => {
+        for (const c of running) killPid(c.pid, sig)
         if (server) killPid(server.pid)
-    })
-child.on("exit", (code, signal) => {
-    if (server) killPid(server.pid)
-    summary()
-    if (signal) {
-        console.error(`node --test ended by ${signal}`)
         process.exit(1)
     }
-    process.exit(code ?? 1)
-})
+    process.on("SIGINT", () => stop("SIGINT"))
+    process.on("SIGTERM", () => stop("SIGTERM"))
+    const worker = async () => {
+        while (queue.length) results.push(await runFile(queue.shift(), jobs === 1, running))
+    }
+    await Promise.all(Array.from({ length: Math.min(jobs, list.length) }, worker))
+    return results
+}
+
+// a bound on a whole file far above its tests' own time bounds (a test
+// that hangs beyond them is a harness bug): SIGTERM, so that the test
+// process kills its simulators and brokers, then SIGKILL
+const FILE_TIMEOUT_MS = (fullProfile ? 60 : 20) * 60_000
+
+function runFile(file, stream, running) {
+    const t0 = Date.now()
+    const child = spawn(process.execPath, ["--test", "--test-reporter=spec", file], {
+        env,
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+    })
+    track(child, `node --test ${file}`)
+    running.add(child)
+    let out = ""
+    const take = d => {
+        if (stream) process.stdout.write(d)
+        out += d
+    }
+    child.stdout.on("data", take)
+    child.stderr.on("data", take)
+    let timedOut = false
+    const timer = setTimeout(() => {
+        timedOut = true
+        killPid(child.pid, "SIGTERM")
+        setTimeout(() => killPid(child.pid), 5000).unref()
+    }, FILE_TIMEOUT_MS)
+    return new Promise(resolvePromise => {
+        child.on("close", (code, signal) => {
+            clearTimeout(timer)
+            running.delete(child)
+            const ms = Date.now() - t0
+            if (!stream) process.stdout.write(out)
+            if (timedOut) console.log(`✖ ${file}: stopped after ${FILE_TIMEOUT_MS / 60_000} minutes`)
+            const counts = {}
+            for (const m of out.matchAll(/^ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)$/gm))
+                counts[m[1]] = +m[2]
+            resolvePromise({ file, ok: code === 0 && !signal, ms, counts })
+        })
+    })
+}
+
+/** Totals, the time of each file (slowest first), the builds. */
+function report(results) {
+    const total = {}
+    for (const r of results) for (const [k, v] of Object.entries(r.counts)) total[k] = (total[k] || 0) + v
+    console.log("")
+    if (Object.keys(total).length)
+        console.log(
+            `tests ${total.tests ?? 0}: ${total.pass ?? 0} passed, ${total.fail ?? 0} failed, ` +
+                `${total.skipped ?? 0} skipped, ${total.cancelled ?? 0} cancelled, ${total.todo ?? 0} todo`
+        )
+    console.log(`time per test file (${jobs} at a time), slowest first:`)
+    for (const r of [...results].sort((a, b) => b.ms - a.ms))
+        console.log(`  ${(r.ms / 1000).toFixed(1).padStart(6)} s  ${r.ok ? "ok  " : "FAIL"}  ${r.file}`)
+    summary()
+    const failed = results.filter(r => !r.ok)
+    if (failed.length) console.log(`FAILED: ${failed.map(r => r.file).join(" ")}`)
+}
 
 /**
  * Starts test/tools/buildserver.mjs; resolves once it listens, or with
