@@ -136,6 +136,11 @@ const profile = fullProfile
 console.log(`profile: ${profile}`)
 console.log(`running ${files.length} test file(s): ${files.join(" ")}`)
 
+// a bound on a whole file far above its tests' own time bounds (a test
+// that hangs beyond them is a harness bug): SIGTERM, so that the test
+// process kills its simulators and brokers, then SIGKILL
+const FILE_TIMEOUT_MS = (fullProfile ? 60 : 20) * 60_000
+
 const started = Date.now()
 const env = { ...process.env }
 const server = await startBuildServer()
@@ -172,11 +177,6 @@ async function runFiles(list, jobs) {
     await Promise.all(Array.from({ length: Math.min(jobs, list.length) }, worker))
     return results
 }
-
-// a bound on a whole file far above its tests' own time bounds (a test
-// that hangs beyond them is a harness bug): SIGTERM, so that the test
-// process kills its simulators and brokers, then SIGKILL
-const FILE_TIMEOUT_MS = (fullProfile ? 60 : 20) * 60_000
 
 function runFile(file, stream, running) {
     const t0 = Date.now()
