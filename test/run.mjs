@@ -1,20 +1,22 @@
-// `npm test`: runs test/node/*.test.mjs with node:test, one file at a time.
-// Optional arguments are substrings; only test files whose name contains
-// one of them run (e.g. `node test/run.mjs codec`).
+// `npm test`: runs test/node/*.test.mjs with node:test, each file in its
+// own `node --test` process, three at a time (`--jobs=N`), the longest
+// first. Optional arguments are substrings; only test files whose name
+// contains one of them run (e.g. `node test/run.mjs codec`).
 //
 // `--full` (`npm run test:full`, what CI runs) sets UMQTT_FULL=1: the long
 // counts of test/tools/profile.mjs (mutations, seeds, soaks) instead of the
-// quick ones.
+// quick ones, one file at a time (its fleet and soaks keep the machine busy
+// on their own).
 //
-// One file at a time. (Two at once was tried on 2 cores: two tests overran
-// their time bounds. Every `devs build` takes a cross-process lock, since it
-// writes .devicescript/bin, so a file also waits for the other's builds
-// inside its own time bounds.)
+// Files side by side: with the builds below down to about 20 compiles of a
+// few seconds, the quick run spends most of its time waiting on simulators,
+// brokers and timers (about half of two cores busy one file at a time). Two
+// at once with ~60 builds of 6 s behind one lock overran time bounds.
 //
 // Builds: a build server (test/tools/buildserver.mjs) keeps the compiler
-// loaded for the whole run, and test/.gen/cache keeps the bytecode by
-// content across runs (test/tools/sim.mjs); the summary at the end counts
-// the compiles.
+// loaded for the whole run and builds ahead the programs of the files to
+// come; test/.gen/cache keeps the bytecode by content across runs
+// (test/tools/sim.mjs). The report at the end counts the compiles.
 
 import { spawn } from "node:child_process"
 import {
@@ -25,7 +27,7 @@ import {
     rmSync,
     statSync,
 } from "node:fs"
-import { tmpdir } from "node:os"
+import { setPriority, tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { mosquittoPath } from "./tools/brokers.mjs"
 import { killPid, pidAlive, track } from "./tools/proc.mjs"
@@ -46,7 +48,7 @@ import {
 const args = process.argv.slice(2)
 if (args.includes("--full")) process.env.UMQTT_FULL = "1"
 const jobsArg = args.find(a => /^--jobs=\d+$/.test(a))
-const jobs = jobsArg ? parseInt(jobsArg.slice(7)) : 1
+const jobs = jobsArg ? parseInt(jobsArg.slice(7)) : /^(1|true)$/i.test(process.env.UMQTT_FULL || "") ? 1 : 3
 const filters = args.filter(a => a !== "--full" && a !== jobsArg)
 const fullProfile = /^(1|true)$/i.test(process.env.UMQTT_FULL || "")
 const nodeDir = join(repoRoot, "test", "node")
@@ -249,6 +251,11 @@ function startBuildServer() {
         { cwd: repoRoot, detached: true, stdio: ["pipe", "pipe", "inherit"] }
     )
     track(proc, "build server")
+    // compiles have generous time bounds, simulators tighter ones: the
+    // server takes the CPU the tests leave (most of it, most of the time)
+    try {
+        setPriority(proc.pid, 10)
+    } catch {}
     return new Promise(resolvePromise => {
         const give = v => {
             clearTimeout(timer)
