@@ -300,6 +300,13 @@ function buildCache(abs) {
         const p = compileTo(abs, file).then(() => {
             // with the server, it logs the compile: here the wait for it
             logBuild(process.env.UMQTT_BUILD_SERVER ? "waited" : "compiled", Date.now() - t0, rel)
+            // a source edited while it compiled: the bytecode may be of
+            // either version, so it serves this build only, not the key
+            if (cacheEntry(abs).file !== file) {
+                const own = join(genDir, `unkeyed-${unique()}.devs`)
+                renameSync(file, own)
+                return own
+            }
             return file
         })
         p.catch(e => failed.set(key, e)).finally(() => inflight.delete(key))
