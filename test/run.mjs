@@ -153,7 +153,7 @@ if (server) env.UMQTT_BUILD_SERVER = server.sock
 if (server) await prebuildAhead(server.sock)
 
 const results = await runFiles(files, jobs)
-if (server) killPid(server.pid)
+stopServer()
 report(results)
 process.exit(results.every(r => r.ok) ? 0 : 1)
 
@@ -170,7 +170,7 @@ async function runFiles(list, jobs) {
     const running = new Set()
     const stop = sig => {
         for (const c of running) killPid(c.pid, sig)
-        if (server) killPid(server.pid)
+        stopServer()
         process.exit(1)
     }
     process.on("SIGINT", () => stop("SIGINT"))
@@ -235,6 +235,13 @@ function report(results) {
     summary()
     const failed = results.filter(r => !r.ok)
     if (failed.length) console.log(`FAILED: ${failed.map(r => r.file).join(" ")}`)
+}
+
+/** Kills the build server and removes its socket (a SIGKILL leaves it). */
+function stopServer() {
+    if (!server) return
+    killPid(server.pid)
+    rmSync(server.sock, { force: true })
 }
 
 /**
