@@ -225,7 +225,9 @@ async function heapBareTrial(size) {
         await writeEntry(
             "test/devs/budget-heap.ts",
             { port: 0, bare: true, size },
-            "budget-heap-bare"
+            "budget-heap-bare",
+            // compiled in, as an application has them: heap measurements
+            { compiled: true }
         )
     )
     const dev = startDevice(devs, { timeoutMs: 15000 })
@@ -259,7 +261,9 @@ async function heapRig() {
         await writeEntry(
             "test/devs/budget-heap.ts",
             { port: broker.port },
-            "budget-heap"
+            "budget-heap",
+            // compiled in, as an application has them: heap measurements
+            { compiled: true }
         )
     )
     return {
@@ -314,7 +318,9 @@ async function payloadRig(maxPacketSize) {
         await writeEntry(
             "test/devs/budget-payload.ts",
             params,
-            "budget-payload"
+            "budget-payload",
+            // compiled in, as an application has them: heap measurements
+            { compiled: true }
         )
     )
     let n = 0

@@ -11,9 +11,11 @@ import { full } from "../tools/profile.mjs"
 const LONG = { "schedules.ts": full ? 1_800_000 : 300_000 }
 const PARAMS = { "schedules.ts": full ? { full: true } : undefined }
 
+// the long ones first: with test files running side by side
+// (test/run.mjs), the run then does not wait for them at the end
 const files = readdirSync(join(repoRoot, "test", "unit"))
     .filter(f => f.endsWith(".ts"))
-    .sort()
+    .sort((a, b) => !!LONG[b] - !!LONG[a] || (a < b ? -1 : a > b ? 1 : 0))
 
 for (const f of files) {
     test(`DeviceScript unit tests: ${f}`, async () => {

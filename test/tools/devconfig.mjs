@@ -1,37 +1,43 @@
-// One build of a device program for many runs with different parameters:
-// the generated entry reads the parameters at run time (test/devs/devconfig.ts)
-// from a retained message on the test's broker, instead of having them
-// compiled in. A build costs seconds (more while other builds hold the build
-// lock), a start of a prebuilt program about one.
+// One program for many runs with different parameters, read at run time
+// (test/devs/devconfig.ts) from a retained message on the test's broker:
+// the program connects a client of its own first and prints CONFIG, and the
+// test can publish and wait in between. (Only the broker's port and the
+// topic go into the bytecode, written there by buildDevs: one build serves
+// all runs, test/tools/sim.mjs.)
 
-import { writeFileSync, mkdirSync } from "node:fs"
-import { basename, join, relative, resolve } from "node:path"
+import { basename, resolve } from "node:path"
 import { connectPeer, endPeer } from "./brokers.mjs"
-import { buildDevs, genDir, repoRoot, startDevice } from "./sim.mjs"
+import { buildDevs, importSpec, paramsSource, repoRoot, startDevice, writeScenarioEntry } from "./sim.mjs"
 
 const builds = new Map() // "module@port" -> Promise<string> (.devs path)
 let chain = Promise.resolve()
-let counter = 0
 
-function importSpec(file) {
-    let spec = relative(genDir, resolve(repoRoot, file)).split("\\").join("/").replace(/\.ts$/, "")
-    if (!spec.startsWith(".")) spec = "./" + spec
-    return JSON.stringify(spec)
+/**
+ * The entry of a program that reads its parameters with readConfig, for a
+ * module outside sim.mjs's bundle of all scenarios or when the bundle does
+ * not compile.
+ * @param {string} scenarioModule absolute or repo-relative
+ */
+export function configuredSource(scenarioModule) {
+    return (
+        `import { readConfig } from ${JSON.stringify(importSpec("test/devs/devconfig.ts"))}\n` +
+        `import { main } from ${JSON.stringify(importSpec(scenarioModule))}\n` +
+        paramsSource("where") +
+        `const params = await readConfig(where.port, where.topic)\n` +
+        `await main(params)\n`
+    )
 }
 
 function build(scenarioModule, port, topic) {
     const key = `${scenarioModule}@${port}`
     if (!builds.has(key)) {
-        mkdirSync(genDir, { recursive: true })
-        const name = basename(scenarioModule).replace(/\.ts$/, "").replace(/[^A-Za-z0-9_.-]/g, "_")
-        // the name pattern of sim.mjs (name-pid-n-time), so test/run.mjs cleans it up
-        const entry = join(genDir, `${name}-cfg-${process.pid}-${++counter}-${Date.now().toString(36)}.ts`)
-        writeFileSync(
-            entry,
-            `import { readConfig } from ${importSpec("test/devs/devconfig.ts")}\n` +
-                `import { main } from ${importSpec(scenarioModule)}\n` +
-                `const params = await readConfig(${port}, ${JSON.stringify(topic)})\n` +
-                `await main(params)\n`
+        const name = basename(scenarioModule).replace(/\.ts$/, "")
+        const where = { port, topic }
+        const entry = writeScenarioEntry(
+            resolve(repoRoot, scenarioModule),
+            `${name}-cfg`,
+            { where },
+            { src: configuredSource(scenarioModule), json: JSON.stringify(where) }
         )
         const p = buildDevs(entry, `${name}-cfg`)
         p.catch(() => builds.delete(key))
