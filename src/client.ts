@@ -678,15 +678,9 @@ export class MQTTClient {
         retain = false,
         qos = 1
     ): Promise<number> {
-        // the checks inline, as in publish: a call costs as much as a check
-        if (this.disposed) this.checkUsable()
-        if (qos !== 0 && qos !== 1 && qos !== 2) checkQosArg(qos)
-        const payload =
-            msg instanceof Buffer
-                ? msg
-                : typeof msg === "string"
-                  ? Buffer.from(msg)
-                  : toBuffer(msg, "msg")
+        this.checkUsable()
+        checkQosArg(qos)
+        const payload = toBuffer(msg, "msg")
         if (topic !== this.lastTopic) this.checkTopic(topic)
         const seq = ++this.enqueued
         const m = await this.take(topic, payload, !!retain, qos, seq)
