@@ -637,7 +637,7 @@ const PROFILE_NOTES = {
     "transport.write":
         "DeviceSocketTransport.write, pre-encoded: the ceiling's step",
     "encode+write": "encodePublish + transport.write",
-    "client.send": "the client's send(): write + lastTx + yield counter",
+    "client.output": "the client's output(): into the write buffer (written when the fiber yields) + yield counter",
     "client.publish-q0": "MQTTClient.publish, QoS 0: the measured path",
     "lean-publish-q0":
         "prototype: one call, cached topic header, one alloc, native write",
@@ -689,20 +689,12 @@ async function bench() {
     let counter, pub
     const failures = []
     try {
+        // the inbound bursts are counted on their progress topics
         const topics = [
             "ceil",
             "builtin",
             "conn",
-            "q0",
-            "q0b",
-            "q1s",
-            "q1w",
-            "q1p",
-            "q2s",
-            "q2w",
-            "q2p",
-            "prog/in",
-            "prog/in1",
+            ...PHASE_KEYS.map(k => (k === "in" || k === "in1" ? `prog/${k}` : k)),
         ]
         counter = await startCounter(
             mosq.port,

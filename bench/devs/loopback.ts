@@ -1,5 +1,5 @@
 import * as ds from "@devicescript/core"
-import { MQTTClient, Transport } from "../../src/index"
+import { MQTTClient, MQTTClientOptions, Transport } from "../../src/index"
 
 /**
  * A broker inside the VM, for the profile: it answers every packet the
@@ -112,12 +112,7 @@ export async function loopbackPipelined(
     drainTo: number
 ) {
     const t = new LoopbackBroker()
-    const c = new MQTTClient("loopback", "127.0.0.1", 1883, {
-        reconn: false,
-        transport: t,
-        maxInflight,
-        maxQueued,
-    })
+    const c = loopbackClient(t, { maxInflight, maxQueued })
     c.setAckCallback((seq, err) => {
         acked++
     })
@@ -156,12 +151,7 @@ export async function loopbackEnqueueOnly(
     let writes = 0
     for (let r = 0; r < rounds; ++r) {
         const t = new LoopbackBroker()
-        const c = new MQTTClient("loopback", "127.0.0.1", 1883, {
-            reconn: false,
-            transport: t,
-            maxInflight,
-            maxQueued,
-        })
+        const c = loopbackClient(t, { maxInflight, maxQueued })
         await c.connect()
         t.mute = true
         const w0 = t.writes
@@ -180,13 +170,17 @@ export async function loopbackEnqueueOnly(
     return [ms, writes]
 }
 
+/** A client of the stub `t`, with `options` (reconn off). */
+function loopbackClient(t: LoopbackBroker, options: MQTTClientOptions = {}) {
+    options.reconn = false
+    options.transport = t
+    return new MQTTClient("loopback", "127.0.0.1", 1883, options)
+}
+
 /** The same with QoS 0 `publish` and the default write buffer, flushed at the end. */
 export async function loopbackQos0(topic: string, msg: Buffer, n: number) {
     const t = new LoopbackBroker()
-    const c = new MQTTClient("loopback", "127.0.0.1", 1883, {
-        reconn: false,
-        transport: t,
-    })
+    const c = loopbackClient(t)
     await c.connect()
     const w0 = t.writes
     const t0 = ds.millis()

@@ -227,8 +227,8 @@ export async function main(p: ProfileParams) {
     report("encode+write", n, t0)
 
     t0 = ds.millis()
-    for (let i = 1; i <= n; ++i) await a.send(packet)
-    report("client.send", n, t0)
+    for (let i = 1; i <= n; ++i) await a.output(packet)
+    report("client.output", n, t0)
 
     t0 = ds.millis()
     for (let i = 1; i <= n; ++i) await c.publish(topic, msg, false, 0)
